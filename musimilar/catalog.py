@@ -1,0 +1,286 @@
+"""The catalog: an SQLite database with one row per audio file of the library.
+
+WAL mode lets readers (recommend, info) work while one writer converts; writes are transactions, and jobs that
+write take the home's lock (`Home.exclusive`) so two writers never interleave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from musimilar.errors import HomeBusyError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tracks (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 1,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'ok', 'failed', 'missing')),
+    error TEXT,
+    duration REAL,
+    sample_rate INTEGER,
+    channels INTEGER,
+    labels TEXT NOT NULL DEFAULT '{}',
+    added_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tracks_status ON tracks (status);
+CREATE INDEX IF NOT EXISTS tracks_fingerprint ON tracks (fingerprint);
+CREATE TABLE IF NOT EXISTS spectrograms (
+    track_id INTEGER PRIMARY KEY REFERENCES tracks (id) ON DELETE CASCADE,
+    shard INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    frames INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+FINGERPRINT_SPAN = 1 << 16  # bytes hashed at the start, middle and end of a file
+BUSY_TIMEOUT_SECONDS = 30.0
+
+
+def content_fingerprint(path: Path, size: int) -> str:
+    """A fast content fingerprint: the size and three 64 KiB spans (start, middle, end) of the file."""
+    digest = hashlib.blake2b(str(size).encode(), digest_size=12)
+    with open(path, "rb") as stream:
+        for position in (0, max(0, size // 2 - FINGERPRINT_SPAN // 2), max(0, size - FINGERPRINT_SPAN)):
+            stream.seek(position)
+            digest.update(stream.read(FINGERPRINT_SPAN))
+    return digest.hexdigest()
+
+
+@dataclass
+class Track:
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    fingerprint: str
+    version: int
+    status: str
+    error: str | None
+    duration: float | None
+    sample_rate: int | None
+    channels: int | None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Track:
+        values = {key: row[key] for key in row.keys() if key in cls.__dataclass_fields__}
+        values["labels"] = json.loads(values.get("labels") or "{}")
+        return cls(**values)
+
+
+@dataclass
+class SyncResult:
+    """What a scan found compared with the catalog."""
+
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    missing: int = 0
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a track's log-mel lives in the cache: `frames` frames from frame `offset` of shard `shard`."""
+
+    track_id: int
+    shard: int
+    offset: int
+    frames: int
+
+
+class Catalog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        self.connection.row_factory = sqlite3.Row
+        try:
+            self.connection.execute("PRAGMA journal_mode=WAL")
+            self.connection.execute("PRAGMA foreign_keys=ON")
+            self.connection.execute("PRAGMA synchronous=NORMAL")
+            self.connection.executescript(SCHEMA)
+        except sqlite3.OperationalError as error:
+            raise HomeBusyError(f"{path}: catalog is busy or unreadable: {error}") from None
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.connection
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        self.connection.execute("COMMIT")
+
+    # ---- meta
+    def get_meta(self, key: str) -> str | None:
+        row = self.connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row["value"]
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # ---- registration
+    def sync(self, paths: Iterable[Path], roots: Iterable[Path]) -> SyncResult:
+        """Register `paths`; mark changed files pending; mark catalog files under `roots` that are gone as missing."""
+        result = SyncResult()
+        now = time.time()
+        seen: set[str] = set()
+        with self.transaction() as db:
+            for path in paths:
+                seen.add(str(path))
+                self._sync_one(db, path, now, result)
+            for root in roots:
+                result.missing += self._mark_missing_under(db, root, seen, now)
+        return result
+
+    def _sync_one(self, db: sqlite3.Connection, path: Path, now: float, result: SyncResult) -> None:
+        try:
+            stat = path.stat()
+            row = db.execute("SELECT * FROM tracks WHERE path = ?", (str(path),)).fetchone()
+            if row is not None and row["size"] == stat.st_size and row["mtime_ns"] == stat.st_mtime_ns:
+                if row["status"] == "missing":
+                    db.execute("UPDATE tracks SET status = 'pending', updated_at = ? WHERE id = ?", (now, row["id"]))
+                    result.changed += 1
+                else:
+                    result.unchanged += 1
+                return
+            fingerprint = content_fingerprint(path, stat.st_size)
+        except OSError as error:
+            result.unreadable.append((str(path), error.strerror or str(error)))
+            return
+        if row is None:
+            db.execute(
+                "INSERT INTO tracks (path, size, mtime_ns, fingerprint, labels, added_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (str(path), stat.st_size, stat.st_mtime_ns, fingerprint, json.dumps({"folder": path.parent.name}),
+                 now, now),
+            )
+            result.new += 1
+        elif row["fingerprint"] == fingerprint and row["status"] != "missing":
+            db.execute("UPDATE tracks SET mtime_ns = ?, updated_at = ? WHERE id = ?", (stat.st_mtime_ns, now, row["id"]))
+            result.unchanged += 1
+        else:
+            db.execute(
+                "UPDATE tracks SET size = ?, mtime_ns = ?, fingerprint = ?, version = version + 1, status = 'pending',"
+                " error = NULL, updated_at = ? WHERE id = ?",
+                (stat.st_size, stat.st_mtime_ns, fingerprint, now, row["id"]),
+            )
+            db.execute("DELETE FROM spectrograms WHERE track_id = ?", (row["id"],))
+            result.changed += 1
+
+    @staticmethod
+    def _mark_missing_under(db: sqlite3.Connection, root: Path, seen: set[str], now: float) -> int:
+        prefix = str(root).rstrip("/") + "/"
+        rows = db.execute(
+            "SELECT id, path FROM tracks WHERE status != 'missing' AND substr(path, 1, ?) = ?", (len(prefix), prefix)
+        ).fetchall()
+        gone = [row["id"] for row in rows if row["path"] not in seen and not Path(row["path"]).exists()]
+        for track_id in gone:
+            db.execute("UPDATE tracks SET status = 'missing', updated_at = ? WHERE id = ?", (now, track_id))
+            db.execute("DELETE FROM spectrograms WHERE track_id = ?", (track_id,))
+        return len(gone)
+
+    # ---- conversion results
+    def pending_conversion(self) -> list[Track]:
+        """Tracks to convert: pending, or ok without a cached log-mel (after a cache reset)."""
+        rows = self.connection.execute(
+            "SELECT t.* FROM tracks t LEFT JOIN spectrograms s ON s.track_id = t.id"
+            " WHERE t.status = 'pending' OR (t.status = 'ok' AND s.track_id IS NULL) ORDER BY t.id"
+        ).fetchall()
+        return [Track.from_row(row) for row in rows]
+
+    def record_converted(
+        self, db: sqlite3.Connection, placement: Placement, duration: float, sample_rate: int, channels: int,
+        tags: dict[str, str],
+    ) -> None:
+        row = db.execute("SELECT labels FROM tracks WHERE id = ?", (placement.track_id,)).fetchone()
+        labels = {**tags, **json.loads(row["labels"])} if row else tags
+        db.execute(
+            "UPDATE tracks SET status = 'ok', error = NULL, duration = ?, sample_rate = ?, channels = ?, labels = ?,"
+            " updated_at = ? WHERE id = ?",
+            (duration, sample_rate, channels, json.dumps(labels), time.time(), placement.track_id),
+        )
+        db.execute(
+            "INSERT OR REPLACE INTO spectrograms (track_id, shard, offset, frames) VALUES (?, ?, ?, ?)",
+            (placement.track_id, placement.shard, placement.offset, placement.frames),
+        )
+
+    @staticmethod
+    def record_failed(db: sqlite3.Connection, track_id: int, error: str) -> None:
+        db.execute(
+            "UPDATE tracks SET status = 'failed', error = ?, updated_at = ? WHERE id = ?", (error, time.time(), track_id)
+        )
+
+    def reset_spectrograms(self) -> None:
+        """Forget every cached log-mel (after the preprocessing settings changed)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM spectrograms")
+
+    def shard_ends(self) -> dict[int, int]:
+        """For each shard, the end (in frames) of the last log-mel the catalog refers to."""
+        rows = self.connection.execute("SELECT shard, MAX(offset + frames) AS end_ FROM spectrograms GROUP BY shard")
+        return {row["shard"]: row["end_"] for row in rows}
+
+    # ---- queries
+    def tracks(self, status: str | None = "ok") -> list[Track]:
+        query = "SELECT * FROM tracks" + (" WHERE status = ?" if status else "") + " ORDER BY id"
+        return [Track.from_row(row) for row in self.connection.execute(query, (status,) if status else ())]
+
+    def track(self, track_id: int) -> Track | None:
+        row = self.connection.execute("SELECT * FROM tracks WHERE id = ?", (track_id,)).fetchone()
+        return None if row is None else Track.from_row(row)
+
+    def track_by_path(self, path: Path) -> Track | None:
+        row = self.connection.execute("SELECT * FROM tracks WHERE path = ?", (str(path),)).fetchone()
+        return None if row is None else Track.from_row(row)
+
+    def tracks_with_fingerprint(self, fingerprint: str) -> list[Track]:
+        rows = self.connection.execute("SELECT * FROM tracks WHERE fingerprint = ?", (fingerprint,))
+        return [Track.from_row(row) for row in rows]
+
+    def placements(self) -> dict[int, Placement]:
+        """Cache placement of every ok track."""
+        rows = self.connection.execute(
+            "SELECT s.* FROM spectrograms s JOIN tracks t ON t.id = s.track_id WHERE t.status = 'ok' ORDER BY t.id"
+        )
+        return {row["track_id"]: Placement(row["track_id"], row["shard"], row["offset"], row["frames"]) for row in rows}
+
+    def status_counts(self) -> dict[str, int]:
+        rows = self.connection.execute("SELECT status, COUNT(*) AS n FROM tracks GROUP BY status")
+        return {row["status"]: row["n"] for row in rows}
+
+    def failures(self) -> list[tuple[str, str]]:
+        rows = self.connection.execute("SELECT path, error FROM tracks WHERE status = 'failed' ORDER BY path")
+        return [(row["path"], row["error"]) for row in rows]
+
+    def set_labels(self, updates: dict[int, dict[str, str]]) -> None:
+        """Merge label values into tracks' labels (given values win)."""
+        with self.transaction() as db:
+            for track_id, values in updates.items():
+                row = db.execute("SELECT labels FROM tracks WHERE id = ?", (track_id,)).fetchone()
+                if row is not None:
+                    merged = {**json.loads(row["labels"]), **values}
+                    db.execute("UPDATE tracks SET labels = ? WHERE id = ?", (json.dumps(merged), track_id))

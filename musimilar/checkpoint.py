@@ -1,0 +1,114 @@
+"""One model file: the encoder's weights plus everything needed to reproduce its embeddings.
+
+The file is a plain dict of tensors, numbers and strings, saved with `torch.save` and read with
+`torch.load(weights_only=True)`: loading never unpickles code. Inference takes the audio and mel settings from the
+file, never from current flags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from musimilar import __version__
+from musimilar.encoder import Encoder
+from musimilar.errors import CheckpointError
+from musimilar.home import atomic_path
+from musimilar.settings import AudioSettings, EmbedSettings, MelSettings, ModelSettings
+
+FORMAT = "musimilar-model"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class LoadedModel:
+    encoder: Encoder  # in eval mode
+    audio: AudioSettings
+    mel: MelSettings
+    model: ModelSettings
+    embed: EmbedSettings
+    fingerprint: str
+    training: dict[str, Any] = field(default_factory=dict)
+    heads: dict[str, dict[str, Any]] = field(default_factory=dict)  # label key -> {"labels", "weight", "bias"}
+    path: Path | None = None
+
+
+def model_fingerprint(encoder_state: dict[str, torch.Tensor], preprocessing: dict[str, Any]) -> str:
+    """Identifies the function file -> embedding: the weights and the settings that shape the input."""
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(repr(sorted(preprocessing.items())).encode())
+    for name in sorted(encoder_state):
+        digest.update(name.encode())
+        digest.update(encoder_state[name].detach().to("cpu").contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_model(
+    path: Path,
+    encoder: Encoder,
+    audio: AudioSettings,
+    mel: MelSettings,
+    model: ModelSettings,
+    embed: EmbedSettings,
+    training: dict[str, Any] | None = None,
+    heads: dict[str, dict[str, Any]] | None = None,
+) -> str:
+    """Write the model file atomically; returns its fingerprint."""
+    state = {name: tensor.detach().to("cpu").clone() for name, tensor in encoder.state_dict().items()}
+    preprocessing = {"audio": audio.model_dump(), "mel": mel.model_dump(), "model": model.model_dump()}
+    fingerprint = model_fingerprint(state, preprocessing)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "musimilar_version": __version__,
+        "fingerprint": fingerprint,
+        **preprocessing,
+        "embed": embed.model_dump(),
+        "encoder": state,
+        "training": training or {},
+        "heads": heads or {},
+    }
+    with atomic_path(path) as temp:
+        torch.save(payload, temp)
+    return fingerprint
+
+
+def read_model_file(path: Path) -> dict[str, Any]:
+    """The raw payload, checked for format; raises CheckpointError."""
+    if not path.is_file():
+        raise CheckpointError(path, "no such file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for damaged or foreign files
+        raise CheckpointError(path, f"cannot read it ({type(error).__name__}: {str(error).splitlines()[0]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(path, "not a musimilar model file")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(path, "written by a newer musimilar; upgrade to read it")
+    return payload
+
+
+def load_model(path: Path, device: torch.device | str = "cpu") -> LoadedModel:
+    payload = read_model_file(path)
+    try:
+        model = ModelSettings.model_validate(payload["model"])
+        encoder = Encoder(model)
+        encoder.load_state_dict(payload["encoder"])
+        loaded = LoadedModel(
+            encoder=encoder.to(device).eval(),
+            audio=AudioSettings.model_validate(payload["audio"]),
+            mel=MelSettings.model_validate(payload["mel"]),
+            model=model,
+            embed=EmbedSettings.model_validate(payload["embed"]),
+            fingerprint=payload["fingerprint"],
+            training=payload.get("training", {}),
+            heads=payload.get("heads", {}),
+            path=path,
+        )
+    except (KeyError, RuntimeError, ValueError) as error:
+        raise CheckpointError(path, f"damaged or incompatible contents ({error})") from None
+    return loaded

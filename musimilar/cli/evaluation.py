@@ -1,0 +1,1 @@
+"""Commands that measure the model on the user's own labels: evaluate, classify."""

@@ -1,0 +1,85 @@
+"""Output: data on stdout, messages and progress on stderr; colour and bars only on a terminal."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+def errors() -> Console:
+    """The console for messages (stderr); plain text when stderr is not a terminal."""
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+def data() -> Console:
+    """The console for results (stdout)."""
+    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+
+
+def message(text: str) -> None:
+    errors().print(text, markup=False)
+
+
+def warning(text: str) -> None:
+    errors().print(f"warning: {text}", markup=False, style="yellow")
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+class RateColumn(TextColumn):
+    """Items per second, named after what is counted."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__("")
+        self.unit = unit
+
+    def render(self, task: Any) -> Any:
+        from rich.text import Text
+
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:.1f} {self.unit}/s")
+
+
+@contextmanager
+def progress_bar(description: str, unit: str) -> Iterator[Any]:
+    """Yield `update(done, total, **fields)`; a Rich bar on a terminal, nothing otherwise."""
+    console = errors()
+    if not console.is_terminal:
+        yield lambda done, total, **fields: None
+        return
+    columns = (
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+        RateColumn(unit), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(description, total=None, note="")
+
+        def update(done: int, total: int, note: str = "", **_: Any) -> None:
+            bar.update(task, completed=done, total=total, note=note)
+
+        yield update
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1000:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} TB"

@@ -1,0 +1,213 @@
+"""`convert`: scan folders, register files in the catalog, and cache their log-mels, in parallel and incrementally."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from musimilar import cache
+from musimilar.audio import AUDIO_EXTENSIONS, decode
+from musimilar.catalog import Catalog, SyncResult, Track
+from musimilar.errors import DecodeError, MusimilarError
+from musimilar.home import Home
+from musimilar.settings import Settings
+
+COMMIT_EVERY_SECONDS = 1.0  # placements are committed in batches; a crash loses at most this much work
+CACHE_KEY = "cache_key"
+
+ProgressCallback = Callable[[int, int, str], None]  # (done, total, path just finished)
+
+
+@dataclass
+class ConvertReport:
+    scanned: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    missing: int = 0
+    converted: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    previously_failed: int = 0
+    cache_reset: str | None = None  # why the cache was rebuilt, if it was
+    cache_bytes: int = 0
+    audio_seconds: float = 0.0
+    seconds: float = 0.0
+
+
+@dataclass
+class Converted:
+    """What a worker returns for one track."""
+
+    track_id: int
+    path: str
+    logmel: np.ndarray | None = None  # [n_mels, frames] float16
+    duration: float = 0.0
+    sample_rate: int = 0
+    channels: int = 0
+    tags: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+
+def find_audio_files(sources: Iterable[Path]) -> tuple[list[Path], list[Path]]:
+    """(files, folders): audio files under each folder (recursively, by extension) and files named directly."""
+    files: list[Path] = []
+    folders: list[Path] = []
+    for source in sources:
+        source = source.expanduser().resolve()
+        if source.is_dir():
+            folders.append(source)
+            for directory, subdirectories, names in os.walk(source):
+                subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
+                files.extend(Path(directory) / name for name in sorted(names)
+                             if Path(name).suffix.lower() in AUDIO_EXTENSIONS and not name.startswith("."))
+        elif source.exists():
+            files.append(source)
+        else:
+            raise MusimilarError(f"{source}: no such file or folder")
+    return list(dict.fromkeys(files)), folders
+
+
+def convert(
+    home: Home,
+    sources: Iterable[Path],
+    settings: Settings,
+    workers: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> ConvertReport:
+    """Register the audio under `sources` and cache the log-mel of every new or changed track."""
+    started = time.perf_counter()
+    files, folders = find_audio_files(sources)
+    report = ConvertReport(scanned=len(files))
+    with Catalog(home.catalog_path) as catalog:
+        synced = catalog.sync(files, folders)
+        _count_sync(report, synced)
+        report.cache_reset = _check_cache_settings(home, catalog, settings)
+        pending = catalog.pending_conversion()
+        _convert_pending(home, catalog, pending, settings, workers, progress, report)
+        report.previously_failed = max(0, len(catalog.failures()) - len(report.failed))
+    report.cache_bytes = cache.cache_size_bytes(cache_directory(home, settings))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def cache_directory(home: Home, settings: Settings) -> Path:
+    from musimilar.mel import preprocessing_fingerprint
+
+    return home.cache_dir / preprocessing_fingerprint(settings.audio, settings.mel)
+
+
+def _count_sync(report: ConvertReport, synced: SyncResult) -> None:
+    report.new, report.changed = synced.new, synced.changed
+    report.unchanged, report.missing = synced.unchanged, synced.missing
+    report.failed.extend(synced.unreadable)
+
+
+def _check_cache_settings(home: Home, catalog: Catalog, settings: Settings) -> str | None:
+    """Start a new cache when the preprocessing settings changed; returns why, or None."""
+    from musimilar.mel import preprocessing_fingerprint
+
+    key = preprocessing_fingerprint(settings.audio, settings.mel)
+    previous = catalog.get_meta(CACHE_KEY)
+    if previous == key:
+        return None
+    catalog.reset_spectrograms()
+    if previous is not None:
+        cache.remove_cache(home.cache_dir / previous)
+    catalog.set_meta(CACHE_KEY, key)
+    if previous is None:
+        return None
+    return "audio or mel settings changed since the last convert: the spectrogram cache is rebuilt"
+
+
+def _convert_pending(
+    home: Home,
+    catalog: Catalog,
+    pending: list[Track],
+    settings: Settings,
+    workers: int | None,
+    progress: ProgressCallback | None,
+    report: ConvertReport,
+) -> None:
+    if not pending:
+        return
+    writer = cache.ShardWriter(cache_directory(home, settings), settings.mel.n_mels, catalog.shard_ends())
+    batch: list[Converted] = []
+    last_commit = time.monotonic()
+    try:
+        for done, result in enumerate(_run_workers(pending, settings, workers), start=1):
+            batch.append(result)
+            if time.monotonic() - last_commit > COMMIT_EVERY_SECONDS:
+                _commit(catalog, writer, batch, report)
+                batch, last_commit = [], time.monotonic()
+            if progress is not None:
+                progress(done, len(pending), result.path)
+    finally:
+        _commit(catalog, writer, batch, report)
+        writer.close()
+
+
+def _commit(catalog: Catalog, writer: cache.ShardWriter, batch: list[Converted], report: ConvertReport) -> None:
+    """Append the batch's log-mels, make them durable, then record them (the order that makes a crash safe)."""
+    placements = [(item, writer.append(item.track_id, item.logmel)) for item in batch if item.logmel is not None]
+    writer.sync()
+    with catalog.transaction() as db:
+        for item, placement in placements:
+            catalog.record_converted(db, placement, item.duration, item.sample_rate, item.channels, item.tags)
+            report.converted += 1
+            report.audio_seconds += item.duration
+        for item in batch:
+            if item.error is not None:
+                catalog.record_failed(db, item.track_id, item.error)
+                report.failed.append((item.path, item.error))
+
+
+def _run_workers(pending: list[Track], settings: Settings, workers: int | None) -> Iterator[Converted]:
+    jobs = [(track.id, track.path) for track in pending]
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    if workers <= 1:
+        _start_worker(settings)
+        yield from (_convert_one(job) for job in jobs)
+        return
+    # fork shares the already-imported modules; torch has run nothing yet in this process, so it is safe
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with context.Pool(workers, initializer=_start_worker, initargs=(settings,)) as pool:
+        yield from pool.imap_unordered(_convert_one, jobs, chunksize=1)
+
+
+_worker_state: dict[str, object] = {}
+
+
+def _start_worker(settings: Settings) -> None:
+    import torch
+
+    from musimilar.mel import LogMel
+
+    torch.set_num_threads(1)  # one process per core
+    _worker_state["settings"] = settings
+    _worker_state["logmel"] = LogMel(settings.audio, settings.mel)
+
+
+def _convert_one(job: tuple[int, str]) -> Converted:
+    import torch
+
+    from musimilar.tags import read_tags
+
+    track_id, path = job
+    settings: Settings = _worker_state["settings"]  # type: ignore[assignment]
+    try:
+        samples, info = decode(Path(path), settings.audio)
+    except DecodeError as error:
+        return Converted(track_id, path, error=f"{error.kind}: {error.cause}")
+    with torch.inference_mode():
+        logmel = _worker_state["logmel"](torch.from_numpy(samples))  # type: ignore[operator]
+    return Converted(
+        track_id, path, logmel=logmel.numpy().astype(np.float16), duration=info.duration,
+        sample_rate=info.sample_rate, channels=info.channels, tags=read_tags(Path(path)),
+    )

@@ -1,0 +1,29 @@
+"""Pick the compute device, and the settings that make it fast."""
+
+from __future__ import annotations
+
+import torch
+
+from musimilar.errors import SettingsError
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' is CUDA when present, else Apple's MPS, else the CPU; an explicit device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SettingsError("--device cuda: no CUDA GPU is available (use --device auto or cpu)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise SettingsError("--device mps: Apple's MPS backend is not available")
+    return torch.device(name)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on GPUs that support it; full precision elsewhere."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None

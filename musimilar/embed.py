@@ -1,0 +1,227 @@
+"""Track embeddings: several crops spread over a track, encoded in batches, averaged and L2-normalised."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from musimilar.audio import decode_segments
+from musimilar.cache import CacheReader
+from musimilar.catalog import Catalog, Placement, Track
+from musimilar.checkpoint import LoadedModel, load_model
+from musimilar.devices import autocast_dtype, pick_device
+from musimilar.embeddings import EmbeddingTable, load_embeddings, normalise_rows, save_embeddings
+from musimilar.errors import DecodeError, MusimilarError, NotReadyError
+from musimilar.home import Home
+from musimilar.mel import LogMel, frames_per_second, preprocessing_fingerprint
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class EmbedReport:
+    model_fingerprint: str
+    embedded: int = 0
+    reused: int = 0
+    removed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    total: int = 0
+    seconds: float = 0.0
+    directory: str = ""
+    shard: str | None = None
+
+
+def crop_frames(model: LoadedModel) -> int:
+    return max(16, round(model.embed.crop_seconds * frames_per_second(model.audio, model.mel)))
+
+
+def crop_starts(frames: int, crops: int, length: int) -> list[int]:
+    """`crops` starts spread evenly so the crops cover the track from its first to its last frame."""
+    room = max(frames - length, 0)
+    return sorted({round(room * i / max(1, crops - 1)) for i in range(crops)}) if crops > 1 else [room // 2]
+
+
+def track_crops(logmel: np.ndarray, crops: int, length: int) -> np.ndarray:
+    """[n_mels, T] -> [crops', n_mels, length]; a track shorter than a crop is repeated to fill it."""
+    if logmel.shape[1] < length:
+        logmel = np.tile(logmel, (1, -(-length // logmel.shape[1])))
+    return np.stack([logmel[:, s : s + length] for s in crop_starts(logmel.shape[1], crops, length)])
+
+
+@torch.no_grad()
+def encode_crops(model: LoadedModel, crops: torch.Tensor, device: torch.device) -> np.ndarray:
+    """[C, n_mels, F] -> the L2-normalised mean of the crops' normalised embeddings, [D]."""
+    dtype = autocast_dtype(device)
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        vectors = model.encoder.embed(crops.to(device))
+    return normalise_rows(vectors.float().mean(dim=0, keepdim=True).cpu().numpy())[0]
+
+
+def embed_file(model: LoadedModel, path: Path, device: torch.device | None = None) -> np.ndarray:
+    """The embedding of any audio file, decoding only the crops it needs."""
+    device = device or torch.device("cpu")
+    from musimilar.audio import probe, kept_window
+
+    _, kept = kept_window(probe(path).duration, model.audio.max_seconds)
+    seconds = model.embed.crop_seconds
+    fps = frames_per_second(model.audio, model.mel)
+    kept_frames = int(kept * fps)
+    length = crop_frames(model)
+    starts = [s / fps for s in crop_starts(kept_frames, model.embed.crops, length)]
+    segments = decode_segments(path, model.audio, starts, seconds)
+    logmel = _logmel_module(model)
+    with torch.inference_mode():
+        crops = [_fit(logmel(torch.from_numpy(segment)), length) for segment in segments]
+    return encode_crops(model, torch.stack(crops), device)
+
+
+def _fit(logmel: torch.Tensor, length: int) -> torch.Tensor:
+    """Trim or repeat a [n_mels, T] log-mel to exactly `length` frames."""
+    if logmel.shape[1] < length:
+        logmel = logmel.repeat(1, -(-length // logmel.shape[1]))
+    return logmel[:, :length]
+
+
+_logmel_cache: dict[str, LogMel] = {}
+
+
+def _logmel_module(model: LoadedModel) -> LogMel:
+    key = preprocessing_fingerprint(model.audio, model.mel)
+    if key not in _logmel_cache:
+        _logmel_cache[key] = LogMel(model.audio, model.mel)
+    return _logmel_cache[key]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'I/N' -> (I, N) with 1 <= I <= N."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise MusimilarError(f"--shard {text}: expected I/N, e.g. 3/8") from None
+    if not 1 <= index <= count:
+        raise MusimilarError(f"--shard {text}: I must be between 1 and N")
+    return index, count
+
+
+def in_shard(track_id: int, shard: tuple[int, int] | None) -> bool:
+    """Tracks are dealt to shards by catalog id, so every machine sharing a catalog agrees."""
+    return shard is None or track_id % shard[1] == shard[0] - 1
+
+
+def shard_directory(home: Home, shard: tuple[int, int]) -> Path:
+    return home.root / "embedding-shards" / f"{shard[0]}-of-{shard[1]}"
+
+
+SAVE_EVERY_SECONDS = 60.0  # an interrupted embed keeps what it stored and continues from there
+
+
+def open_model(home: Home, model_path: Path | None, device: torch.device) -> LoadedModel:
+    path = model_path or home.current_model_path
+    if model_path is None and not path.is_file():
+        raise NotReadyError(f"{home.root}: no trained model yet (run `musimilar train DIR`)")
+    return load_model(path, device)
+
+
+def embed_library(
+    home: Home,
+    model_path: Path | None = None,
+    shard: tuple[int, int] | None = None,
+    device_name: str = "auto",
+    progress: Progress | None = None,
+) -> EmbedReport:
+    """Embed every converted track (of one shard) that has no up-to-date embedding for the model."""
+    started = time.perf_counter()
+    device = pick_device(device_name)
+    model = open_model(home, model_path, device)
+    directory = shard_directory(home, shard) if shard else home.embeddings_dir
+    with Catalog(home.catalog_path) as catalog:
+        tracks = [t for t in catalog.tracks("ok") if in_shard(t.id, shard)]
+        from_cache = catalog.get_meta("cache_key") == preprocessing_fingerprint(model.audio, model.mel)
+        placements = catalog.placements() if from_cache else {}
+    stored = load_embeddings(directory, mmap=False)
+    table = _current_rows(stored, model, tracks)
+    report = EmbedReport(model.fingerprint, directory=str(directory), total=len(tracks), reused=len(table),
+                         shard=f"{shard[0]}/{shard[1]}" if shard else None)
+    if stored is not None and stored.model_fingerprint == model.fingerprint:
+        report.removed = len(stored) - len(table)
+    done = set(table.track_ids.tolist())
+    todo = [t for t in tracks if t.id not in done]
+    reader = CacheReader(home.cache_dir / preprocessing_fingerprint(model.audio, model.mel), model.mel.n_mels)
+    last_save = time.monotonic()
+    try:
+        for batch_tracks, vectors in _embed_batches(model, todo, placements, reader, device, report):
+            new = EmbeddingTable(np.array([t.id for t in batch_tracks], dtype=np.int64), vectors, model.fingerprint,
+                                 np.array([t.version for t in batch_tracks], dtype=np.int64))
+            table = table.upsert(new)
+            report.embedded += len(batch_tracks)
+            if progress is not None:
+                progress(report.embedded + len(report.failed), len(todo))
+            if time.monotonic() - last_save > SAVE_EVERY_SECONDS:
+                save_embeddings(directory, table)
+                last_save = time.monotonic()
+    finally:
+        save_embeddings(directory, table)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _current_rows(stored: EmbeddingTable | None, model: LoadedModel, tracks: list[Track]) -> EmbeddingTable:
+    """The stored rows still valid: same model, track still converted, same content version."""
+    if stored is None or stored.model_fingerprint != model.fingerprint or stored.dim != model.model.embedding_dim:
+        empty = np.zeros((0, model.model.embedding_dim), np.float32)
+        return EmbeddingTable(np.zeros(0, np.int64), empty, model.fingerprint)
+    version = {t.id: t.version for t in tracks}
+    keep = np.array([version.get(int(i)) == int(v) for i, v in zip(stored.track_ids, stored.versions)], dtype=bool)
+    return stored.subset(keep)
+
+
+def _embed_batches(
+    model: LoadedModel, tracks: list[Track], placements: dict[int, Placement], reader: CacheReader,
+    device: torch.device, report: EmbedReport,
+) -> Iterator[tuple[list[Track], np.ndarray]]:
+    """Yield (tracks, [n, D] vectors), about `embed.batch_size` crops per forward pass."""
+    length = crop_frames(model)
+    pending: list[tuple[Track, np.ndarray]] = []
+    crops_pending = 0
+    for track in tracks:
+        try:
+            crops = _crops_of(model, track, placements.get(track.id), reader, length)
+        except DecodeError as error:
+            report.failed.append((track.path, f"{error.kind}: {error.cause}"))
+            continue
+        pending.append((track, crops))
+        crops_pending += len(crops)
+        if crops_pending >= model.embed.batch_size:
+            yield _encode_pending(model, pending, device)
+            pending, crops_pending = [], 0
+    if pending:
+        yield _encode_pending(model, pending, device)
+
+
+def _crops_of(model: LoadedModel, track: Track, placement: Placement | None, reader: CacheReader,
+              length: int) -> np.ndarray:
+    if placement is not None:
+        return track_crops(reader.read(placement), model.embed.crops, length)
+    from musimilar.audio import decode
+
+    samples, _ = decode(Path(track.path), model.audio)
+    with torch.inference_mode():
+        logmel = _logmel_module(model)(torch.from_numpy(samples)).numpy()
+    return track_crops(logmel, model.embed.crops, length)
+
+
+@torch.no_grad()
+def _encode_pending(model: LoadedModel, pending: list[tuple[Track, np.ndarray]],
+                    device: torch.device) -> tuple[list[Track], np.ndarray]:
+    crops = torch.from_numpy(np.concatenate([c for _, c in pending])).to(device)  # [sum C, n_mels, F]
+    dtype = autocast_dtype(device)
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        vectors = model.encoder.embed(crops).float()  # [sum C, D]
+    owners = torch.repeat_interleave(torch.arange(len(pending)), torch.tensor([len(c) for _, c in pending]))
+    sums = torch.zeros(len(pending), vectors.shape[1]).index_add_(0, owners, vectors.cpu())
+    return [t for t, _ in pending], normalise_rows(sums.numpy())

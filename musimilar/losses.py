@@ -1,0 +1,78 @@
+"""Contrastive losses over projections of two views: pure functions, computed in float32 (or float64 if given).
+
+`z1[i]` and `z2[i]` are two views of sample i. Similarities are cosine similarities divided by the temperature.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+LOSS_NAMES: tuple[str, ...] = ("ntxent", "infonce", "supcon")
+
+
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision projections (autocast) are lifted to float32 so the softmax neither overflows nor loses mass."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+def _cosine_logits(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Cosine similarity of every row of `a` [N, D] with every row of `b` [M, D], over the temperature: [N, M]."""
+    a = F.normalize(_at_least_float32(a), dim=1)
+    b = F.normalize(_at_least_float32(b), dim=1)
+    return a @ b.T / temperature
+
+
+def _all_views(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits among all 2B views with self-similarity pushed out of every softmax, and the self mask.
+
+    The fill is the dtype's most negative finite value rather than -inf, so exp gives 0 and nothing becomes NaN.
+    """
+    views = torch.cat([z1, z2])  # [2B, D]
+    logits = _cosine_logits(views, views, temperature)  # [2B, 2B]
+    itself = torch.eye(len(views), dtype=torch.bool, device=views.device)  # [2B, 2B]
+    return logits.masked_fill(itself, torch.finfo(logits.dtype).min), itself
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """SimCLR's NT-Xent: each of the 2B views must pick its pair among the other 2B - 1 views; mean over anchors."""
+    logits, _ = _all_views(z1, z2, temperature)  # [2B, 2B]
+    size = len(z1)
+    pairs = torch.arange(2 * size, device=logits.device).roll(size)  # view i's pair is i ± B
+    return F.cross_entropy(logits, pairs)
+
+
+def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float) -> torch.Tensor:
+    """One-directional InfoNCE: query i must pick key i among all B keys; mean over queries."""
+    logits = _cosine_logits(query, key, temperature)  # [B, B]
+    return F.cross_entropy(logits, torch.arange(len(query), device=logits.device))
+
+
+def supcon(z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Supervised contrastive loss (Khosla et al. 2020, L_out) over the 2B views; `labels` [B] hold for both views.
+
+    Each anchor averages the log-probability of all its positives (same label, itself excluded); with two views
+    every anchor has at least its pair.
+    """
+    logits, itself = _all_views(z1, z2, temperature)  # [2B, 2B]
+    log_prob = logits - logits.logsumexp(dim=1, keepdim=True)  # [2B, 2B]
+    view_labels = torch.cat([labels, labels])  # [2B]
+    positive = (view_labels[:, None] == view_labels[None, :]) & ~itself  # [2B, 2B]
+    # where(), not a product: the masked self entries hold a huge negative that 0 * x would not cancel safely.
+    positive_log_prob = torch.where(positive, log_prob, torch.zeros_like(log_prob)).sum(dim=1)  # [2B]
+    return -(positive_log_prob / positive.sum(dim=1)).mean()
+
+
+def contrastive_loss(
+    name: str, z1: torch.Tensor, z2: torch.Tensor, temperature: float, labels: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The loss called `name`: "ntxent", "infonce" (mean of both directions) or "supcon" (needs `labels`)."""
+    if name == "ntxent":
+        return nt_xent(z1, z2, temperature)
+    if name == "infonce":
+        return (info_nce(z1, z2, temperature) + info_nce(z2, z1, temperature)) / 2
+    if name == "supcon":
+        if labels is None:
+            raise ValueError("the supcon loss needs labels")
+        return supcon(z1, z2, labels, temperature)
+    raise ValueError(f"unknown loss {name!r}; expected one of {', '.join(LOSS_NAMES)}")

@@ -1,0 +1,61 @@
+"""Waveform -> log-mel spectrogram in dB, the same code on CPU and GPU.
+
+The dB scale is relative to a fixed reference power (1.0, a full-scale sine's band power is near 0 dB) with a fixed
+floor (`amin`), never the clip's own maximum: the log-mel of a crop equals the crop of the track's log-mel, so crops
+read from the cache and queries computed on the fly see the same numbers. Parameters follow librosa's defaults
+(Slaney mel scale and normalisation, periodic Hann window, centred frames with zero padding) so values match
+`librosa.power_to_db(librosa.feature.melspectrogram(...), ref=1.0, amin=amin, top_db=None)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import torch
+import torchaudio
+
+from musimilar.settings import AudioSettings, MelSettings
+
+REFERENCE_POWER = 1.0
+
+
+class LogMel(torch.nn.Module):
+    """[..., samples] float32 waveform -> [..., n_mels, frames] log-mel in dB."""
+
+    def __init__(self, audio: AudioSettings, mel: MelSettings) -> None:
+        super().__init__()
+        self.amin = mel.amin
+        self.spectrogram = torchaudio.transforms.MelSpectrogram(
+            sample_rate=audio.sample_rate,
+            n_fft=mel.n_fft,
+            win_length=mel.n_fft,
+            hop_length=mel.hop_length,
+            f_min=mel.f_min,
+            f_max=mel.f_max,
+            n_mels=mel.n_mels,
+            power=2.0,
+            center=True,
+            pad_mode="constant",
+            norm="slaney",
+            mel_scale="slaney",
+        )
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        power = self.spectrogram(waveform)  # [..., n_mels, frames]
+        return 10.0 * torch.log10(torch.clamp(power, min=self.amin) / REFERENCE_POWER)
+
+
+def frames_for(samples: int, mel: MelSettings) -> int:
+    """Number of frames a waveform of `samples` samples gives (centred frames)."""
+    return 1 + samples // mel.hop_length
+
+
+def frames_per_second(audio: AudioSettings, mel: MelSettings) -> float:
+    return audio.sample_rate / mel.hop_length
+
+
+def preprocessing_fingerprint(audio: AudioSettings, mel: MelSettings) -> str:
+    """Identifies everything that decides the numbers of a cached log-mel (a changed value invalidates the cache)."""
+    fields = {"sample_rate": audio.sample_rate, "max_seconds": audio.max_seconds, **mel.model_dump()}
+    return hashlib.blake2b(json.dumps(fields, sort_keys=True).encode(), digest_size=6).hexdigest()

@@ -1,0 +1,268 @@
+"""Settings: one pydantic model per concern, merged in one place.
+
+Precedence, lowest first: defaults < TOML file < environment (MUSIMILAR_<SECTION>_<KEY>) < command-line flags.
+The TOML file is `--config FILE`, else `musimilar.toml` in the library home. Its sections are the fields of
+`Settings` ([audio], [mel], [augment], [model], [train], [embed], [index]).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from musimilar.errors import SettingsError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+CONFIG_FILE_NAME = "musimilar.toml"
+ENV_PREFIX = "MUSIMILAR_"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class AudioSettings(Section):
+    """How files are decoded: every track becomes mono float32 at `sample_rate`."""
+
+    sample_rate: int = Field(22050, ge=8000, le=192000, description="Hz after resampling")
+    max_seconds: float = Field(
+        600.0, gt=0, description="seconds kept per track (the middle part of longer tracks); caps cache size"
+    )
+    min_seconds: float = Field(1.0, ge=0, description="shorter tracks are rejected as 'too short'")
+
+
+class MelSettings(Section):
+    """The log-mel transform. dB are relative to a fixed reference, so a crop's log-mel never depends on the clip."""
+
+    n_fft: int = Field(2048, ge=64)
+    hop_length: int = Field(512, ge=16)
+    n_mels: int = Field(128, ge=8, le=512)
+    f_min: float = Field(0.0, ge=0)
+    f_max: float | None = Field(None, description="Hz; None means sample_rate / 2")
+    amin: float = Field(1e-10, gt=0, description="power floor: 1e-10 is -100 dB")
+
+    @model_validator(mode="after")
+    def _check_band(self) -> MelSettings:
+        if self.f_max is not None and self.f_max <= self.f_min:
+            raise ValueError("f_max must be above f_min")
+        return self
+
+
+class AugmentSettings(Section):
+    """SimCLR views of log-mel crops. Each view applies `per_view` augmentations drawn at random from the five kinds,
+    each then applied with its own probability."""
+
+    crop_seconds: float = Field(3.0, gt=0, description="length of a training crop")
+    per_view: int = Field(3, ge=0, le=5, description="augmentation kinds drawn for each view")
+    gain_p: float = Field(0.8, ge=0, le=1)
+    gain_db: float = Field(6.0, ge=0, description="uniform level shift in [-gain_db, +gain_db] dB")
+    contrast: float = Field(0.25, ge=0, lt=1, description="scale about the mean in [1-contrast, 1+contrast]")
+    noise_p: float = Field(0.5, ge=0, le=1)
+    noise_snr_db: tuple[float, float] = Field((10.0, 30.0), description="SNR range of added Gaussian noise, dB")
+    reverse_p: float = Field(0.5, ge=0, le=1)
+    freq_mask_p: float = Field(0.8, ge=0, le=1)
+    freq_mask_max: int = Field(16, ge=0, description="widest frequency mask, in mel bins")
+    freq_masks: int = Field(2, ge=0)
+    time_mask_p: float = Field(0.8, ge=0, le=1)
+    time_mask_max: int = Field(20, ge=0, description="widest time mask, in frames")
+    time_masks: int = Field(2, ge=0)
+
+
+ModelSize = Literal["small", "base", "large"]
+
+# Channels of the ConvBlocks of each preset; the embedding has the last block's width.
+SIZE_CHANNELS: dict[str, tuple[int, ...]] = {
+    "small": (32, 64, 128, 256),
+    "base": (64, 128, 256, 512, 512),
+    "large": (64, 128, 256, 512, 512, 1024),
+}
+
+
+class ModelSettings(Section):
+    """The CNN encoder and its projection head."""
+
+    size: ModelSize = "small"
+    channels: tuple[int, ...] | None = Field(None, description="overrides the preset's ConvBlock widths")
+    projection_dim: int = Field(128, ge=8)
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+    @property
+    def block_channels(self) -> tuple[int, ...]:
+        return self.channels or SIZE_CHANNELS[self.size]
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.block_channels[-1]
+
+
+LossName = Literal["ntxent", "infonce", "supcon"]
+DeviceName = Literal["auto", "cpu", "cuda", "mps"]
+
+
+class TrainSettings(Section):
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(64, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_fraction: float = Field(0.05, ge=0, lt=1, description="share of steps with a linear warm-up")
+    grad_clip: float = Field(1.0, gt=0)
+    loss: LossName = "ntxent"
+    temperature: float = Field(0.1, gt=0)
+    by: str | None = Field(None, description="label key for supervised contrastive training (e.g. folder, genre)")
+    minutes: float | None = Field(None, gt=0, description="time budget; training ends cleanly when it is spent")
+    device: DeviceName = "auto"
+    seed: int = 0
+    crops_per_track: int = Field(8, ge=1, description="positive pairs drawn from each track per epoch")
+    val_fraction: float = Field(0.05, ge=0, lt=0.5, description="share of tracks held out for validation")
+    compile: bool = False
+    loader_workers: int = Field(2, ge=0, description="background threads that read crops from the cache")
+
+
+class EmbedSettings(Section):
+    crops: int = Field(8, ge=1, description="crops spread over each track, averaged into its embedding")
+    crop_seconds: float = Field(6.0, gt=0)
+    batch_size: int = Field(64, ge=1)
+    device: DeviceName = "auto"
+
+
+class IndexSettings(Section):
+    trees: int = Field(50, ge=1)
+    search_k: int = Field(-1, description="nodes inspected per query; -1 is Annoy's default (trees * k)")
+    metric: Literal["angular"] = "angular"
+    exact_below: int = Field(20000, ge=0, description="libraries smaller than this are searched exactly")
+    delta_limit: int = Field(2000, ge=0, description="tracks embedded after the build before a rebuild is due")
+
+
+class Settings(Section):
+    audio: AudioSettings = AudioSettings()
+    mel: MelSettings = MelSettings()
+    augment: AugmentSettings = AugmentSettings()
+    model: ModelSettings = ModelSettings()
+    train: TrainSettings = TrainSettings()
+    embed: EmbedSettings = EmbedSettings()
+    index: IndexSettings = IndexSettings()
+
+
+SECTIONS: tuple[str, ...] = tuple(Settings.model_fields)
+
+
+def load_settings(
+    config_file: Path | None = None,
+    home: Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge defaults < TOML < environment < flags and validate once.
+
+    `flags` maps dotted names (`"train.epochs"`) to values; None values are ignored (flag not given).
+    """
+    if config_file is None and home is not None and (home / CONFIG_FILE_NAME).is_file():
+        config_file = home / CONFIG_FILE_NAME
+    layers: list[tuple[str, dict[str, dict[str, Any]]]] = []
+    if config_file is not None:
+        layers.append((str(config_file), _read_toml(config_file)))
+    layers.append(("environment", _from_environment(os.environ if environ is None else environ)))
+    layers.append(("command line", _nest({k: v for k, v in (flags or {}).items() if v is not None})))
+
+    merged: dict[str, dict[str, Any]] = {}
+    for source, layer in layers:
+        _validate_layer(source, layer)
+        for section, values in layer.items():
+            merged.setdefault(section, {}).update(values)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as error:  # only cross-layer combinations can fail here
+        raise SettingsError(_describe(error, "settings")) from None
+
+
+def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        with open(path, "rb") as stream:
+            data = tomllib.load(stream)
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: no such settings file") from None
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise SettingsError(f"{path}: not valid TOML: {error}") from None
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            raise SettingsError(f"{path}: {section}: expected a [section] table (one of {', '.join(SECTIONS)})")
+    return data
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    values: dict[str, dict[str, Any]] = {}
+    for section in SECTIONS:
+        section_model = Settings.model_fields[section].annotation
+        for key in section_model.model_fields:  # type: ignore[union-attr]
+            name = f"{ENV_PREFIX}{section}_{key}".upper()
+            if name in environ:
+                values.setdefault(section, {})[key] = _parse_env_value(environ[name])
+    return values
+
+
+def _parse_env_value(text: str) -> Any:
+    """Environment values are strings; a TOML literal ("[10, 30]", "true") is read as such."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    nested: dict[str, dict[str, Any]] = {}
+    for dotted, value in flat.items():
+        section, key = dotted.split(".", 1)
+        nested.setdefault(section, {})[key] = value
+    return nested
+
+
+def _validate_layer(source: str, layer: dict[str, dict[str, Any]]) -> None:
+    """Validate one source alone, so an error names the file (or variable) that caused it."""
+    try:
+        Settings.model_validate(layer)
+    except ValidationError as error:
+        raise SettingsError(_describe(error, source)) from None
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        if source == "environment" and item["loc"]:
+            key = f"{ENV_PREFIX}{'_'.join(str(p) for p in item['loc'][:2])}".upper()
+        problems.append(f"{source}: {key}: {message}")
+    return "; ".join(problems)
+
+
+def settings_as_toml(settings: Settings) -> str:
+    """The effective settings as a TOML document (what `musimilar config show` prints)."""
+    lines: list[str] = []
+    for section in SECTIONS:
+        lines.append(f"[{section}]")
+        for key, value in getattr(settings, section).model_dump().items():
+            if value is None:
+                lines.append(f"# {key} = (unset)")
+            else:
+                lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)

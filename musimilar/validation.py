@@ -1,0 +1,71 @@
+"""The held-out check users watch: segment retrieval on tracks the model never trained on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from musimilar.cache import CacheReader
+from musimilar.catalog import Placement
+from musimilar.encoder import ContrastiveModel
+from musimilar.losses import contrastive_loss
+
+PAIRS_PER_TRACK = 4  # crop pairs per held-out track: more queries, a steadier score
+MIN_TRACKS_FOR_VALIDATION = 10
+
+
+def split_tracks(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, validation rows): a seeded share of the tracks held out; none when the library is tiny."""
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed)).numpy()
+    held = 0 if count < MIN_TRACKS_FOR_VALIDATION or fraction <= 0 else max(2, round(count * fraction))
+    return np.sort(order[held:]), np.sort(order[:held])
+
+
+@dataclass
+class ValidationSet:
+    first: torch.Tensor  # [n * PAIRS_PER_TRACK, n_mels, crop_frames]
+    second: torch.Tensor  # same shape: the crop after each first crop, from the same track
+    owners: torch.Tensor  # [n * PAIRS_PER_TRACK] which track each pair belongs to
+
+
+def validation_set(reader: CacheReader, placements: list[Placement], crop_frames: int) -> ValidationSet:
+    """Fixed, non-overlapping crop pairs spread over each held-out track."""
+    first, second, owners = [], [], []
+    for owner, placement in enumerate(placements):
+        room = max(placement.frames - crop_frames, 0)
+        for pair in range(PAIRS_PER_TRACK):
+            a = room * (2 * pair) // (2 * PAIRS_PER_TRACK)
+            b = min(room, a + crop_frames) if room >= crop_frames else room * (2 * pair + 1) // (2 * PAIRS_PER_TRACK)
+            first.append(reader.read_crop(placement, a, crop_frames))
+            second.append(reader.read_crop(placement, b, crop_frames))
+            owners.append(owner)
+    return ValidationSet(torch.from_numpy(np.stack(first)), torch.from_numpy(np.stack(second)), torch.tensor(owners))
+
+
+def segment_top1(first: torch.Tensor, second: torch.Tensor, owners: torch.Tensor) -> float:
+    """Share of first crops whose nearest second crop (cosine) comes from the same track."""
+    similarity = torch.nn.functional.normalize(first, dim=1) @ torch.nn.functional.normalize(second, dim=1).T
+    return float((owners[similarity.argmax(dim=1)] == owners).float().mean())
+
+
+@torch.no_grad()
+def validate(
+    model: ContrastiveModel, data: ValidationSet, device: torch.device, loss: str, temperature: float,
+    batch_size: int = 64,
+) -> tuple[float, float]:
+    """(validation loss, segment retrieval top-1) with the model in eval mode."""
+    was_training = model.training
+    model.eval()
+    h1, z1, h2, z2 = [], [], [], []
+    for start in range(0, len(data.owners), batch_size):
+        for views, hs, zs in ((data.first, h1, z1), (data.second, h2, z2)):
+            h, z = model(views[start : start + batch_size].to(device))
+            hs.append(h.float().cpu())
+            zs.append(z.float().cpu())
+    model.train(was_training)
+    owners = data.owners
+    name = "ntxent" if loss == "supcon" else loss  # no labels here: the self-supervised loss of the pairs
+    value = contrastive_loss(name, torch.cat(z1), torch.cat(z2), temperature) if len(owners) > 1 else float("nan")
+    return float(value), segment_top1(torch.cat(h1), torch.cat(h2), owners)
