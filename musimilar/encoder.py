@@ -34,6 +34,7 @@ class Encoder(nn.Module):
     def __init__(self, settings: ModelSettings) -> None:
         super().__init__()
         self.input_norm = nn.BatchNorm2d(1)
+        self.input_pool = nn.AvgPool2d(settings.pool, ceil_mode=True) if settings.pool > 1 else nn.Identity()
         widths = (1, *settings.block_channels)
         self.blocks = nn.Sequential(
             *(ConvBlock(c_in, c_out, settings.dropout) for c_in, c_out in zip(widths[:-1], widths[1:]))
@@ -42,7 +43,7 @@ class Encoder(nn.Module):
         _initialise(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.blocks(self.input_norm(x.unsqueeze(1)))  # [B, C, F', T']
+        features = self.blocks(self.input_pool(self.input_norm(x.unsqueeze(1))))  # [B, C, F', T']
         over_time = features.mean(dim=2)  # [B, C, T']
         # Mean keeps the overall character, max keeps short salient events.
         return over_time.mean(dim=2) + over_time.amax(dim=2)  # [B, C]

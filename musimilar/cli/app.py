@@ -75,13 +75,12 @@ def read_sources(sources: list[Path] | None) -> list[Path]:
 
 
 def main() -> None:
-    from musimilar.cli import evaluation, library, search, training  # noqa: F401  (registers the commands)
-
     app()
 
 
-def _register() -> None:
-    from musimilar.cli import evaluation, library, search, training  # noqa: F401
+def _register_commands() -> None:
+    """Each command module adds its commands to `app` when imported (they import nothing heavy at the top)."""
+    from musimilar.cli import demo, evaluation, library, search, training  # noqa: F401
 
 
-_register()
+_register_commands()

@@ -1,0 +1,122 @@
+"""Training: a short run learns, checkpoints reload and embed identically, and an interrupted run resumes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from musimilar.checkpoint import load_model, read_model_file
+from musimilar.convert import convert
+from musimilar.embed import embed_library
+from musimilar.embeddings import load_embeddings
+from musimilar.errors import NotReadyError
+from musimilar.home import Home
+from musimilar.settings import load_settings
+from musimilar.train import train
+
+FAST = {"train.epochs": 2, "train.batch_size": 12, "train.crops_per_track": 2, "train.val_fraction": 0.25,
+        "augment.crop_seconds": 1.5, "model.channels": (8, 16, 32), "train.loader_workers": 1}
+
+
+@pytest.fixture(scope="module")
+def converted_home(synth_library: tuple[Path, list], tmp_path_factory: pytest.TempPathFactory) -> Home:
+    directory, _ = synth_library
+    home = Home.open(tmp_path_factory.mktemp("train-home"))
+    convert(home, [directory], load_settings(flags=FAST), workers=1)
+    return home
+
+
+def copy_home(home: Home, destination: Path) -> Home:
+    shutil.copytree(home.root, destination)
+    return Home.open(destination)
+
+
+def test_short_training_learns_and_publishes_a_model(converted_home: Home, tmp_path: Path) -> None:
+    home = copy_home(converted_home, tmp_path / "home")
+    settings = load_settings(flags={**FAST, "train.epochs": 4})
+    report = train(home, settings)
+    assert report.epochs == 4 and report.stopped == "completed"
+    losses = [record["train_loss"] for record in report.history]
+    assert losses[-1] < losses[0]
+    held_out = report.validation_tracks
+    chance = 1 / held_out
+    assert report.history[-1]["val_segment_top1"] > 2 * chance
+    assert home.current_model_path.is_file()
+    lines = home.metrics_log.read_text().splitlines()
+    assert len(lines) == 4
+
+
+def test_checkpoint_reloads_with_weights_only_and_embeds_identically(converted_home: Home, tmp_path: Path) -> None:
+    home = copy_home(converted_home, tmp_path / "home")
+    train(home, load_settings(flags={**FAST, "train.epochs": 1}))
+    payload = torch.load(home.current_model_path, weights_only=True)
+    assert payload["format"] == "musimilar-model" and payload["mel"]["n_mels"] == 128
+    first = load_model(home.current_model_path)
+    embed_library(home, device_name="cpu")
+    stored = np.array(load_embeddings(home.embeddings_dir).vectors)
+    shutil.rmtree(home.embeddings_dir)
+    embed_library(home, device_name="cpu")
+    again = np.array(load_embeddings(home.embeddings_dir).vectors)
+    np.testing.assert_allclose(stored, again, atol=1e-6)
+    second = load_model(home.current_model_path)
+    assert first.fingerprint == second.fingerprint == read_model_file(home.current_model_path)["fingerprint"]
+
+
+def test_interrupted_run_resumes_from_the_same_step(converted_home: Home, tmp_path: Path) -> None:
+    settings = load_settings(flags=FAST)
+    straight = copy_home(converted_home, tmp_path / "straight")
+    whole = train(straight, settings)
+
+    interrupted = copy_home(converted_home, tmp_path / "interrupted")
+    steps_seen = []
+
+    def stop_at_third_step(event) -> None:
+        steps_seen.append(event.step)
+        if len(steps_seen) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted, settings, on_step=stop_at_third_step)
+    assert not interrupted.current_model_path.exists()
+    resumed_steps = []
+    resumed = train(interrupted, settings, resume=True, on_step=lambda event: resumed_steps.append(event.step))
+    assert len(resumed_steps) == whole.steps - 3
+    assert resumed.steps == whole.steps
+    a = load_model(straight.current_model_path).encoder.state_dict()
+    b = load_model(interrupted.current_model_path).encoder.state_dict()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-4)
+
+
+def test_resume_without_an_interrupted_run_is_a_clear_error(converted_home: Home, tmp_path: Path) -> None:
+    home = copy_home(converted_home, tmp_path / "home")
+    with pytest.raises(NotReadyError, match="no interrupted training run"):
+        train(home, load_settings(flags=FAST), resume=True)
+
+
+def test_time_budget_ends_training_cleanly(converted_home: Home, tmp_path: Path) -> None:
+    home = copy_home(converted_home, tmp_path / "home")
+    report = train(home, load_settings(flags={**FAST, "train.epochs": 1000, "train.minutes": 0.05}))
+    assert report.stopped == "time budget"
+    assert report.epochs < 1000
+    assert home.current_model_path.is_file()
+
+
+def test_small_library_lowers_the_batch_size_and_says_so(converted_home: Home, tmp_path: Path) -> None:
+    home = copy_home(converted_home, tmp_path / "home")
+    messages: list[str] = []
+    report = train(home, load_settings(flags={**FAST, "train.epochs": 1, "train.batch_size": 256}),
+                   notify=messages.append)
+    assert report.batch_size == report.train_tracks
+    assert any("fewer than the batch size" in m for m in messages)
+
+
+def test_supcon_uses_folder_labels(converted_home: Home, tmp_path: Path) -> None:
+    home = copy_home(converted_home, tmp_path / "home")
+    report = train(home, load_settings(flags={**FAST, "train.epochs": 1, "train.loss": "supcon",
+                                              "train.by": "folder"}))
+    assert np.isfinite(report.history[-1]["train_loss"])
