@@ -70,15 +70,19 @@ def decode_segments(path: Path, settings: AudioSettings, starts: list[float], se
     return segments
 
 
+RESAMPLER = "soxr-hq"  # part of the preprocessing fingerprint: another resampler gives other samples
+
+
 def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """Band-limited resampling (torchaudio's windowed-sinc), float32 in and out."""
+    """Band-limited resampling with libsoxr (high quality), float32 in and out.
+
+    soxr is the resampler librosa uses by default; it is ten times faster than a windowed-sinc convolution here.
+    """
     if source_rate == target_rate:
         return samples.astype(np.float32, copy=False)
-    import torch
-    import torchaudio.functional
+    import soxr
 
-    waveform = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
-    return torchaudio.functional.resample(waveform, source_rate, target_rate).numpy()
+    return soxr.resample(np.ascontiguousarray(samples, dtype=np.float32), source_rate, target_rate, quality="HQ")
 
 
 def _open_info(path: Path) -> soundfile._SoundFileInfo:
@@ -94,6 +98,9 @@ def _open_info(path: Path) -> soundfile._SoundFileInfo:
         info = soundfile.info(str(path))
     except soundfile.LibsndfileError as error:
         message = _libsndfile_message(error)
+        if "does not exist" in message and path.is_file():
+            # libsndfile says this of an existing file it cannot parse (its mp3 reader on text, for one)
+            message = "format not recognised"
         kind = "unsupported" if "format" in message.lower() else "unreadable"
         raise DecodeError(path, kind, message) from None
     except (OSError, RuntimeError) as error:
@@ -117,7 +124,7 @@ def _read_mono(path: Path, info: AudioInfo, start: int, frames: int, strict: boo
                 chunk = stream.read(min(block, remaining), dtype="float32", always_2d=True)
                 if chunk.shape[0] == 0:
                     break
-                parts.append(chunk.mean(axis=1))
+                parts.append(_downmix(chunk))
                 remaining -= chunk.shape[0]
     except soundfile.LibsndfileError as error:
         raise DecodeError(path, "unreadable", _libsndfile_message(error)) from None
@@ -133,6 +140,15 @@ def _read_mono(path: Path, info: AudioInfo, start: int, frames: int, strict: boo
     if not np.all(np.isfinite(samples)):
         raise DecodeError(path, "unreadable", "corrupt: decoded samples are not finite")
     return samples
+
+
+def _downmix(chunk: np.ndarray) -> np.ndarray:
+    """[frames, channels] -> [frames], the mean of the channels. A matrix-vector product: numpy's mean over the short
+    channel axis is about 100 times slower, as slow as decoding itself."""
+    channels = chunk.shape[1]
+    if channels == 1:
+        return chunk[:, 0]
+    return chunk @ np.full(channels, 1.0 / channels, dtype=np.float32)
 
 
 def _libsndfile_message(error: soundfile.LibsndfileError) -> str:

@@ -172,8 +172,14 @@ def _run_workers(pending: list[Track], settings: Settings, workers: int | None) 
     jobs = [(track.id, track.path) for track in pending]
     workers = min(workers or os.cpu_count() or 1, len(jobs))
     if workers <= 1:
+        import torch
+
+        threads = torch.get_num_threads()
         _start_worker(settings)
-        yield from (_convert_one(job) for job in jobs)
+        try:
+            yield from (_convert_one(job) for job in jobs)
+        finally:
+            torch.set_num_threads(threads)  # the caller (train, recommend) goes on with its own thread count
         return
     # fork shares the already-imported modules; torch has run nothing yet in this process, so it is safe
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")

@@ -57,5 +57,8 @@ def frames_per_second(audio: AudioSettings, mel: MelSettings) -> float:
 
 def preprocessing_fingerprint(audio: AudioSettings, mel: MelSettings) -> str:
     """Identifies everything that decides the numbers of a cached log-mel (a changed value invalidates the cache)."""
-    fields = {"sample_rate": audio.sample_rate, "max_seconds": audio.max_seconds, **mel.model_dump()}
+    from musimilar.audio import RESAMPLER
+
+    fields = {"sample_rate": audio.sample_rate, "max_seconds": audio.max_seconds, "resampler": RESAMPLER,
+              **mel.model_dump()}
     return hashlib.blake2b(json.dumps(fields, sort_keys=True).encode(), digest_size=6).hexdigest()

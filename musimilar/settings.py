@@ -137,7 +137,7 @@ class TrainSettings(Section):
 
 class EmbedSettings(Section):
     crops: int = Field(8, ge=1, description="crops spread over each track, averaged into its embedding")
-    crop_seconds: float = Field(6.0, gt=0)
+    crop_seconds: float = Field(3.0, gt=0, description="as long as a training crop: what the model knows best")
     batch_size: int = Field(64, ge=1)
     device: DeviceName = "auto"
 
@@ -213,7 +213,9 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         for key in section_model.model_fields:  # type: ignore[union-attr]
             name = f"{ENV_PREFIX}{section}_{key}".upper()
             if name in environ:
-                values.setdefault(section, {})[key] = _parse_env_value(environ[name])
+                text_only = section_model.model_fields[key].annotation in (str, str | None)  # type: ignore
+                raw = environ[name]
+                values.setdefault(section, {})[key] = raw if text_only else _parse_env_value(raw)
     return values
 
 

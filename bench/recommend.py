@@ -1,0 +1,82 @@
+"""Latency of `musimilar recommend`: the cold command beside the cost of importing torch, and warm queries.
+
+    python bench/recommend.py --home HOME --queries DIR [--repeat 5]
+
+Cold: the whole command in a new process (`musimilar recommend FILE --format json`), against `python -c "import
+torch"` and against `musimilar --version` (no torch), best of --repeat. Warm: in one process that already holds the
+model and the index, a file outside the library (decoded and embedded on the fly) and a track of the library
+(its stored embedding), p50 and p99 over the query files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from musimilar.audio import AUDIO_EXTENSIONS
+
+
+def best_of(command: list[str], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", type=Path, required=True, help="a trained, embedded and indexed home")
+    parser.add_argument("--queries", type=Path, required=True, help="audio files that are NOT in the library")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    files = sorted(p for p in args.queries.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    if not files:
+        sys.exit(f"{args.queries}: no audio files")
+    executable = str(Path(sys.executable).parent / "musimilar")
+    torch_import = best_of([sys.executable, "-c", "import torch, torchaudio"], args.repeat)
+    version = best_of([executable, "--version"], args.repeat)
+    cold = best_of([executable, "recommend", str(files[0]), "--home", str(args.home), "--format", "json"],
+                   args.repeat)
+    print(f"cold (best of {args.repeat}):")
+    print(f"  musimilar --version           {version * 1000:8.0f} ms")
+    print(f"  python -c 'import torch'      {torch_import * 1000:8.0f} ms   1.00x")
+    print(f"  musimilar recommend FILE      {cold * 1000:8.0f} ms   {cold / torch_import:.2f}x import torch")
+
+    from musimilar.home import Home
+    from musimilar.recommend import Recommender
+    from musimilar.settings import load_settings
+
+    home = Home.open(args.home.resolve(), create=False)
+    started = time.perf_counter()
+    recommender = Recommender(home, load_settings(home=home.root).index)
+    opened = time.perf_counter() - started
+    outside, inside = [], []
+    library = [str(t.id) for t in recommender.catalog.tracks("ok")][: len(files)]
+    for query in files:
+        started = time.perf_counter()
+        recommender.recommend([str(query)], 10)
+        outside.append(time.perf_counter() - started)
+    for track_id in library:
+        started = time.perf_counter()
+        recommender.recommend([track_id], 10)
+        inside.append(time.perf_counter() - started)
+    print(f"warm ({recommender.searcher.mode} search over {len(recommender.table)} tracks; "
+          f"opening model + embeddings + index {opened * 1000:.0f} ms):")
+    for name, values in (("file outside the library", outside), ("track of the library", inside)):
+        print(f"  {name:28} p50 {statistics.median(values) * 1000:7.1f} ms   p99 {percentile(values, 0.99) * 1000:7.1f} ms"
+              f"   ({len(values)} queries)")
+
+
+if __name__ == "__main__":
+    main()
