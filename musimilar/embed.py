@@ -15,7 +15,7 @@ from musimilar.cache import CacheReader
 from musimilar.catalog import Catalog, Placement, Track
 from musimilar.checkpoint import LoadedModel, load_model
 from musimilar.devices import autocast_dtype, pick_device
-from musimilar.embeddings import EmbeddingTable, load_embeddings, normalise_rows, save_embeddings
+from musimilar.embeddings import EmbeddingTable, load_embeddings, merge_tables, normalise_rows, save_embeddings
 from musimilar.errors import DecodeError, MusimilarError, NotReadyError
 from musimilar.home import Home
 from musimilar.mel import LogMel, frames_per_second, preprocessing_fingerprint
@@ -153,19 +153,20 @@ def embed_library(
     todo = [t for t in tracks if t.id not in done]
     reader = CacheReader(home.cache_dir / preprocessing_fingerprint(model.audio, model.mel), model.mel.n_mels)
     last_save = time.monotonic()
+    batches: list[EmbeddingTable] = []  # merged into the table at each save, not per batch (that is quadratic)
     try:
         for batch_tracks, vectors in _embed_batches(model, todo, placements, reader, device, report):
-            new = EmbeddingTable(np.array([t.id for t in batch_tracks], dtype=np.int64), vectors, model.fingerprint,
-                                 np.array([t.version for t in batch_tracks], dtype=np.int64))
-            table = table.upsert(new)
+            batches.append(EmbeddingTable(np.array([t.id for t in batch_tracks], dtype=np.int64), vectors,
+                                          model.fingerprint, np.array([t.version for t in batch_tracks], np.int64)))
             report.embedded += len(batch_tracks)
             if progress is not None:
                 progress(report.embedded + len(report.failed), len(todo))
             if time.monotonic() - last_save > SAVE_EVERY_SECONDS:
+                table, batches = merge_tables([table, *batches]), []
                 save_embeddings(directory, table)
                 last_save = time.monotonic()
     finally:
-        save_embeddings(directory, table)
+        save_embeddings(directory, merge_tables([table, *batches]))
     report.seconds = time.perf_counter() - started
     return report
 
