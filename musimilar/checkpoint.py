@@ -112,3 +112,12 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> LoadedModel:
     except (KeyError, RuntimeError, ValueError) as error:
         raise CheckpointError(path, f"damaged or incompatible contents ({error})") from None
     return loaded
+
+
+def add_head(path: Path, by: str, head: dict[str, Any]) -> None:
+    """Store a classifier head for label key `by` in a model file, atomically. The encoder's weights are copied
+    unchanged, so the fingerprint (and every embedding made with the model) stays valid."""
+    payload = read_model_file(path)
+    payload["heads"] = {**payload.get("heads", {}), by: head}
+    with atomic_path(path) as temp:
+        torch.save(payload, temp)

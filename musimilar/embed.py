@@ -16,7 +16,7 @@ from musimilar.catalog import Catalog, Placement, Track
 from musimilar.checkpoint import LoadedModel, load_model
 from musimilar.devices import autocast_dtype, pick_device
 from musimilar.embeddings import EmbeddingTable, load_embeddings, merge_tables, normalise_rows, save_embeddings
-from musimilar.errors import DecodeError, MusimilarError, NotReadyError
+from musimilar.errors import DecodeError, NotReadyError, SettingsError
 from musimilar.home import Home
 from musimilar.mel import LogMel, frames_per_second, preprocessing_fingerprint
 
@@ -102,9 +102,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         index, count = (int(part) for part in text.split("/"))
     except ValueError:
-        raise MusimilarError(f"--shard {text}: expected I/N, e.g. 3/8") from None
+        raise SettingsError(f"--shard {text}: expected I/N, e.g. 3/8") from None
     if not 1 <= index <= count:
-        raise MusimilarError(f"--shard {text}: I must be between 1 and N")
+        raise SettingsError(f"--shard {text}: I must be between 1 and N")
     return index, count
 
 

@@ -40,13 +40,16 @@ class Encoder(nn.Module):
             *(ConvBlock(c_in, c_out, settings.dropout) for c_in, c_out in zip(widths[:-1], widths[1:]))
         )
         self.embedding_dim = settings.embedding_dim
+        # Pooled ReLU features are all positive and share a large common part, which packs every cosine near 1;
+        # standardising each dimension with statistics learnt in training centres them, so cosines spread out.
+        self.output_norm = nn.BatchNorm1d(settings.embedding_dim, affine=False)
         _initialise(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.blocks(self.input_pool(self.input_norm(x.unsqueeze(1))))  # [B, C, F', T']
         over_time = features.mean(dim=2)  # [B, C, T']
         # Mean keeps the overall character, max keeps short salient events.
-        return over_time.mean(dim=2) + over_time.amax(dim=2)  # [B, C]
+        return self.output_norm(over_time.mean(dim=2) + over_time.amax(dim=2))  # [B, C]
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Unit-length embeddings `[B, embedding_dim]`, ready for cosine similarity."""
@@ -58,7 +61,7 @@ def _initialise(module: nn.Module) -> None:
     for layer in module.modules():
         if isinstance(layer, nn.Conv2d):
             nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        elif isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)) and layer.affine:
             nn.init.ones_(layer.weight)
             nn.init.zeros_(layer.bias)
 

@@ -89,9 +89,12 @@ class Home:
         return self.root / "training" / "metrics.jsonl"
 
     @contextlib.contextmanager
-    def exclusive(self, job: str) -> Iterator[None]:
-        """Hold the home's write lock for the duration of a job; fail at once when another process holds it."""
-        lock_path = self.root / ".lock"
+    def exclusive(self, job: str, scope: str | None = None) -> Iterator[None]:
+        """Hold the home's write lock for the duration of a job; fail at once when another process holds it.
+
+        A `scope` names a lock of its own, for jobs that write apart from the rest (one shard of an embedding).
+        """
+        lock_path = self.root / (f".lock-{scope}" if scope else ".lock")
         with open(lock_path, "a+") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -60,16 +60,22 @@ def _embeddings_status(home: Home, model: dict[str, Any] | None, live: dict[int,
 
 
 def _index_status(home: Home, embeddings: dict[str, Any] | None) -> dict[str, Any] | None:
+    from musimilar.embeddings import load_embeddings
     from musimilar.index import load_index_info
 
     info = load_index_info(home.index_dir)
     if info is None:
         return None
     same = embeddings is not None and embeddings["model_fingerprint"] == info.model_fingerprint
-    delta = (embeddings["count"] - info.count) if embeddings and same else None
+    outside = None
+    if same:
+        table = load_embeddings(home.embeddings_dir)
+        indexed = set(zip(info.item_track_ids.tolist(), info.item_versions.tolist()))
+        outside = sum((int(i), int(v)) not in indexed for i, v in zip(table.track_ids, table.versions))
+        outside += len(indexed) - (len(table) - outside)  # items of removed or changed tracks
     return {"count": info.count, "trees": info.trees, "built_at": info.built_at,
             "model_fingerprint": info.model_fingerprint, "same_model": same,
-            "up_to_date": same and delta == 0}
+            "tracks_differing": outside, "up_to_date": same and outside == 0}
 
 
 def _summary(status: dict[str, Any]) -> dict[str, str]:
@@ -99,5 +105,6 @@ def _summary(status: dict[str, Any]) -> dict[str, str]:
         f"{index['count']} tracks, {index['trees']} trees, "
         + ("up to date" if index["up_to_date"] else
            "another model: run `musimilar index`" if not index["same_model"] else
-           "tracks embedded since the build are searched exactly; `musimilar index` rebuilds it"))
+           f"{index['tracks_differing']} tracks added, changed or removed since the build (searched exactly "
+           "meanwhile); `musimilar index` rebuilds it"))
     return lines

@@ -21,6 +21,7 @@ from musimilar.devices import autocast_dtype, pick_device
 from musimilar.encoder import ContrastiveModel
 from musimilar.errors import NotReadyError
 from musimilar.home import Home
+from musimilar.labels import label_of
 from musimilar.losses import contrastive_loss
 from musimilar.mel import frames_per_second
 from musimilar.resume import ResumeState, load_resume_state, save_resume_state, publish_model
@@ -28,6 +29,7 @@ from musimilar.settings import Settings
 from musimilar.validation import split_tracks, validate, validation_set
 
 Notify = Callable[[str], None]
+RECALIBRATION_CROPS = 2048  # crops that re-estimate the batch-norm statistics of the shipped model
 
 
 @dataclass
@@ -89,9 +91,14 @@ def train(
 
 
 def _open_library(home: Home, settings: Settings) -> Library:
-    from musimilar.convert import cache_directory
+    from musimilar.convert import CACHE_KEY, cache_directory
+
+    from musimilar.mel import preprocessing_fingerprint
 
     with Catalog(home.catalog_path) as catalog:
+        if catalog.get_meta(CACHE_KEY) not in (None, preprocessing_fingerprint(settings.audio, settings.mel)):
+            raise NotReadyError(f"{home.root}: the spectrogram cache was made with other audio or mel settings: "
+                                "run `musimilar convert DIR` (or `musimilar train DIR`) to rebuild it")
         placements = catalog.placements()
         tracks = {track.id: track for track in catalog.tracks("ok")}
     ids = [track_id for track_id in sorted(placements) if track_id in tracks]
@@ -99,7 +106,7 @@ def _open_library(home: Home, settings: Settings) -> Library:
         raise NotReadyError(f"{home.root}: {len(ids)} converted tracks; training needs at least 2 "
                             "(run `musimilar convert DIR` or `musimilar train DIR`)")
     by = settings.train.by
-    names = [tracks[i].labels.get(by) if by else None for i in ids]
+    names = [label_of(tracks[i], by) if by else None for i in ids]
     if settings.train.loss == "supcon" and not any(names):
         raise NotReadyError(f"--loss supcon needs labels: no track has a '{by}' label (set --by)")
     codes = {name: code for code, name in enumerate(sorted({n for n in names if n}))}
@@ -202,10 +209,34 @@ class _Run:
                             "resume with `musimilar train --resume`")
             raise
         rate = clips * self.ranks.world / max(self.elapsed, 1e-9)
+        if self.ranks.is_main:
+            self._recalibrate_batch_norm()
         model_path, fingerprint = publish_model(self.home, self) if self.ranks.is_main else ("", "")
         distributed.barrier()
         return TrainReport(str(model_path), fingerprint, self.epoch, self.global_step, stopped, self.elapsed, rate,
                            self.batch_size, len(self.train_rows), len(self.val_rows), str(self.device), self.history)
+
+    @torch.no_grad()
+    def _recalibrate_batch_norm(self) -> None:
+        """Re-estimate every batch norm's statistics over plain (unaugmented) crops with the final weights.
+
+        The running averages kept during training trail the weights and are far from settled after a short run;
+        the statistics used at inference should describe the model that is shipped.
+        """
+        norms = [m for m in self.model.encoder.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        plan = self._plan(torch.Generator().manual_seed(self.settings.train.seed))
+        plan = plan[: max(1, RECALIBRATION_CROPS // max(1, self.batch_size))]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # a cumulative average over the recalibration batches
+        self.model.eval()
+        for norm in norms:
+            norm.train()
+        for batch in load_in_background(self.library.reader, self.library.placements, plan, self.crop_frames, 0):
+            self.model.encoder(batch.views[0].to(self.device))
+        for norm in norms:
+            norm.momentum = 0.1
+        self.model.eval()
 
     def _budget_spent(self) -> bool:
         minutes = self.settings.train.minutes

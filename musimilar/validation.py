@@ -14,12 +14,15 @@ from musimilar.losses import contrastive_loss
 
 PAIRS_PER_TRACK = 4  # crop pairs per held-out track: more queries, a steadier score
 MIN_TRACKS_FOR_VALIDATION = 10
+MIN_VALIDATION_TRACKS = 8  # fewer make the retrieval score too coarse to watch (1/6 steps)
 
 
 def split_tracks(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train rows, validation rows): a seeded share of the tracks held out; none when the library is tiny."""
     order = torch.randperm(count, generator=torch.Generator().manual_seed(seed)).numpy()
-    held = 0 if count < MIN_TRACKS_FOR_VALIDATION or fraction <= 0 else max(2, round(count * fraction))
+    if count < MIN_TRACKS_FOR_VALIDATION or fraction <= 0:
+        return np.sort(order), order[:0]
+    held = max(round(count * fraction), min(MIN_VALIDATION_TRACKS, count // 4))
     return np.sort(order[held:]), np.sort(order[:held])
 
 

@@ -83,3 +83,39 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     paths["text_mp3"].write_text("This is a text file, not an mp3.\n", encoding="utf-8")
     _write_clip(paths["unicode_flac"], "folk-guitar", 3.0, 22050, True, seed=11)
     return paths
+
+
+# A short CPU training on clearly distinct styles: enough for neighbours to follow the style. Embedding crops of
+# 4 s, whatever the default, let a 10 s clip give segment retrieval two non-overlapping crops.
+TRAINED_LIBRARY = {"styles": 4, "per_style": 8, "seconds": 10.0, "sample_rate": 22050}
+TRAINED_SETTINGS = {
+    "train.epochs": 4, "train.batch_size": 16, "train.crops_per_track": 4, "train.val_fraction": 0.0,
+    "train.device": "cpu", "train.loader_workers": 1, "model.size": "small",
+    "embed.crops": 4, "embed.crop_seconds": 4.0, "embed.device": "cpu",
+}
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory: pytest.TempPathFactory):
+    """(home, library folder, tracks): 4 styles x 8 clips of 10 s, converted, trained, embedded and indexed.
+
+    Each track's folder is its style, so the "folder" label is the truth. Tests share it: copy the home's folder
+    (shutil.copytree) before changing anything in it.
+    """
+    from musimilar.convert import convert
+    from musimilar.embed import embed_library
+    from musimilar.embeddings import load_embeddings
+    from musimilar.home import Home
+    from musimilar.index import build_index
+    from musimilar.settings import load_settings
+    from musimilar.train import train
+
+    library = tmp_path_factory.mktemp("trained-library")
+    tracks = write_library(library, **TRAINED_LIBRARY)
+    home = Home.open(tmp_path_factory.mktemp("trained-home"))
+    settings = load_settings(flags=TRAINED_SETTINGS, environ={})
+    convert(home, [library], settings, workers=2)
+    train(home, settings)
+    embed_library(home, device_name="cpu")
+    build_index(load_embeddings(home.embeddings_dir), home.index_dir, settings.index.trees, settings.index.metric)
+    return home, library, tracks

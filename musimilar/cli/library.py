@@ -69,6 +69,9 @@ def convert(
     config: ConfigOption = None,
     workers: WorkersOption = None,
     max_seconds: MaxSecondsOption = None,
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="Then store this label file's labels "
+                                                   "(CSV: path,genre,...; see `labels import`).",
+                                                   show_default=False)] = None,
     output: FormatOption = ReportFormat.table,
 ) -> None:
     """Scan folders (recursively) and cache the log-mel spectrogram of every new or changed audio file.
@@ -80,8 +83,15 @@ def convert(
         raise typer.BadParameter("give at least one folder or file (or '-' to read paths from stdin)")
     library = open_home(home)
     settings = load(config, library, {"audio.max_seconds": max_seconds})
+    from musimilar.labels import read_label_csv
+
+    mapping = read_label_csv(labels) if labels else None  # a bad label file fails before a long convert
     with library.exclusive("convert"):
         report = convert_sources(library, paths, settings, workers)
+        if mapping is not None:
+            from musimilar.cli.evaluation import report_import
+
+            report_import(library, labels, mapping)
     if output == ReportFormat.json:
         summary = dataclasses.asdict(report)
         summary["failed"] = [{"path": path, "error": error} for path, error in report.failed]

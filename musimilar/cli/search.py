@@ -36,25 +36,33 @@ def embed(
                                                   show_default=False)] = None,
     shard: Annotated[Optional[str], typer.Option(help="Embed only slice I of N (I/N), for parallel jobs.",
                                                  show_default=False)] = None,
-    merge: Annotated[Optional[list[Path]], typer.Option(help="Merge shard folders into the home's embeddings.",
-                                                        show_default=False)] = None,
+    merge: Annotated[bool, typer.Option("--merge", help="The arguments are shard folders: merge them into the "
+                                                         "home's embeddings.")] = False,
     device: DeviceOption = None,
     workers: WorkersOption = None,
     output: FormatOption = ReportFormat.table,
 ) -> None:
-    """Embed every track of the catalog (new or changed ones only) with the current model."""
-    library = open_home(home)
+    """Embed every track of the catalog (new or changed ones only) with the current model.
+
+    Exit code 3 when some files failed (recorded and skipped).
+    """
+    from musimilar.embed import parse_shard
+
+    library = open_home(home, create=bool(sources) and not merge)
     settings = load(config, library, {"embed.device": device})
-    with library.exclusive("embed"):
+    part = parse_shard(shard) if shard else None
+    summary: dict[str, Any] = {}
+    with library.exclusive("merge" if merge else f"embed {shard or ''}".strip(),
+                           scope=f"shard-{part[0]}-of-{part[1]}" if part else None):
         if merge:
-            summary = _merge(library, merge)
+            summary = _merge(library, read_sources(sources))
         else:
             paths = read_sources(sources)
+            failed: list[Any] = []
             if paths:
-                convert_sources(library, paths, settings, workers)
-            from musimilar.embed import parse_shard
-
-            summary = embed_reporting(library, model, parse_shard(shard) if shard else None, settings.embed.device)
+                failed = convert_sources(library, paths, settings, workers).failed
+            summary = embed_reporting(library, model, part, settings.embed.device)
+            summary["failed"] = [{"path": p, "error": e} for p, e in failed] + summary["failed"]
     if output == ReportFormat.json:
         render.print_json(summary)
     if summary.get("failed"):
@@ -81,6 +89,8 @@ def embed_reporting(library: Any, model: Path | None, shard: tuple[int, int] | N
 def _merge(library: Any, folders: list[Path]) -> dict[str, Any]:
     from musimilar.embeddings import load_embeddings, merge_tables, save_embeddings
 
+    if not folders:
+        raise typer.BadParameter("--merge needs the shard folders to merge (HOME/embedding-shards/I-of-N)")
     tables = []
     for folder in folders:
         table = load_embeddings(folder.expanduser().resolve(), mmap=False)
@@ -109,7 +119,7 @@ def index(
     output: FormatOption = ReportFormat.table,
 ) -> None:
     """Build the Annoy index of the stored embeddings (atomically, with a JSON sidecar)."""
-    library = open_home(home)
+    library = open_home(home, create=False)
     settings = load(config, library, {"index.trees": trees, "index.metric": metric})
     if check:
         summary = _check(library, settings)

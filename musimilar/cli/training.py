@@ -10,6 +10,7 @@ import typer
 from musimilar.cli import render
 from musimilar.cli.app import app, handles_errors, read_sources
 from musimilar.cli.library import convert_sources, load, open_home
+from musimilar.errors import EXIT_PARTIAL
 from musimilar.cli.options import (
     ConfigOption,
     DeviceOption,
@@ -33,7 +34,7 @@ def train(
     loss: Annotated[Optional[str], typer.Option(help="ntxent, infonce or supcon.", show_default=False)] = None,
     by: Annotated[Optional[str], typer.Option(help="Label for --loss supcon (folder, genre, artist, album...).",
                                               show_default=False)] = None,
-    size: Annotated[Optional[str], typer.Option(help="Model size: small (CPU default), base or large.",
+    size: Annotated[Optional[str], typer.Option(help="Model size: small (the default, fits a laptop CPU), base or large (GPUs).",
                                                 show_default=False)] = None,
     minutes: Annotated[Optional[float], typer.Option(help="Time budget: stop cleanly when it is spent.",
                                                      show_default=False)] = None,
@@ -43,6 +44,9 @@ def train(
                                                           show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the last interrupted run.")] = False,
     index: Annotated[bool, typer.Option("--index/--no-index", help="Embed and index the library afterwards.")] = True,
+    head: Annotated[Optional[str], typer.Option("--head", help="Then fit a classifier for this label (genre, "
+                                                "artist...) into the model file, for `classify`.",
+                                                show_default=False)] = None,
     workers: WorkersOption = None,
     output: FormatOption = ReportFormat.table,
 ) -> None:
@@ -54,6 +58,8 @@ def train(
     from musimilar.devices import pick_device
     from musimilar.train import train as train_model
 
+    if head and not index:
+        raise typer.BadParameter("--head needs the library embedded with the new model: leave out --no-index")
     ranks = distributed.ranks_from_environment()
     library = open_home(home)
     flags = {"train.epochs": epochs, "train.batch_size": batch_size, "train.lr": lr, "train.loss": loss,
@@ -64,8 +70,9 @@ def train(
         paths = read_sources(sources)
         if ranks.distributed:  # the other processes wait while the main one converts
             distributed.start(ranks, pick_device(settings.train.device))
+        failed: list[Any] = []
         if paths and ranks.is_main:
-            convert_sources(library, paths, settings, workers)
+            failed = convert_sources(library, paths, settings, workers).failed
         distributed.barrier()
         with render.progress_bar("train", "steps") as update:
             report = train_model(library, settings, resume=resume, notify=render.message,
@@ -75,18 +82,26 @@ def train(
             return
         render.message(f"train: {report.epochs} epochs, {report.steps} steps in {report.seconds:.0f} s "
                        f"({report.stopped}); model {report.fingerprint} is now the home's current model")
-        summary: dict[str, Any] = {"train": _report_dict(report)}
+        summary: dict[str, Any] = {"train": _report_dict(report),
+                                   "convert_failed": [{"path": p, "error": e} for p, e in failed]}
         if index:
             render.message("embedding the library and building the index (skip with --no-index)")
             summary.update(embed_and_index(library, settings))
+        if head:
+            from musimilar.cli.evaluation import report_head
+
+            summary["head"] = report_head(library, head)
     if output == ReportFormat.json:
         render.print_json(summary)
+    if failed or summary.get("embed", {}).get("failed"):
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 def embed_and_index(library: Any, settings: Any) -> dict[str, Any]:
     from musimilar.cli.search import build_index_reporting, embed_reporting
 
-    embedded = embed_reporting(library, None, None, settings.embed.device)
+    device = settings.embed.device if settings.embed.device != "auto" else settings.train.device
+    embedded = embed_reporting(library, None, None, device)
     built = build_index_reporting(library, settings)
     return {"embed": embedded, "index": built}
 

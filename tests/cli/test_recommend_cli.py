@@ -154,7 +154,7 @@ def test_shards_merge_to_the_same_embeddings_as_one_run(trained: dict, tmp_path:
         assert result.exit_code == 0, result.output
         folders.append(json.loads(result.stdout)["directory"])
     shutil.rmtree(home / "embeddings")
-    merged_run = run("embed", "--home", str(home), *[arg for f in folders for arg in ("--merge", f)])
+    merged_run = run("embed", "--home", str(home), "--merge", *folders)
     assert merged_run.exit_code == 0, merged_run.output
     merged = load_embeddings(home / "embeddings", mmap=False)
     np.testing.assert_array_equal(merged.track_ids, whole.track_ids)
