@@ -8,8 +8,9 @@ bench/quality.py) and the whole track (first 10 min at most). Each excerpt goes 
 MTT_musicnn exactly as musicnn's extractor(..., extract_features=True) does it (16 kHz, 96-band log-mel, 3 s
 non-overlapping patches); track vectors are the mean over patches of (a) the taggram (50 tag probabilities),
 (b) 'penultimate' (200-unit dense layer), (c) 'max_pool' (753 dims). Each set of vectors is z-scored per
-dimension across tracks, then compared by cosine. Figures: label precision@10 and leave-one-out kNN@10
-accuracy (similarity-weighted vote, query excluded), all 128 tracks.
+dimension across tracks (dead, constant dimensions become 0; 'dims' counts those used), then compared by cosine.
+Figures: label precision@10 and leave-one-out kNN@10 accuracy (similarity-weighted vote, query excluded), over
+all 128 tracks; chance is the expected precision@10 of random neighbours.
 
 Per-patch outputs are cached under --cache, one .npz per track, model and excerpt.
 """
@@ -37,10 +38,20 @@ BATCH = 32  # patches per run; in inference mode the outputs do not depend on it
 
 # ---------------------------------------------------------------- metrics (numpy, cosine, query left out)
 
+RELATIVE_CONSTANT = 1e-5  # a dimension whose spread across tracks is below this share of its size is constant
+
+
 def standardise(vectors: np.ndarray) -> np.ndarray:
-    """z-score each dimension across tracks (a constant dimension becomes 0)."""
+    """z-score each dimension across tracks; a constant dimension becomes 0.
+
+    Constant means a spread below RELATIVE_CONSTANT of the dimension's mean magnitude, not just exactly 0: many
+    'max_pool' units are dead (the same value for every input), and averaging float32 outputs over a different
+    number of patches per track leaves them differing by ~1e-7 relative; z-scoring would blow that rounding up
+    to unit variance and swamp the real dimensions."""
+    vectors = np.asarray(vectors, dtype=np.float64)
     spread = vectors.std(axis=0)
-    return (vectors - vectors.mean(axis=0)) / np.where(spread < 1e-12, 1.0, spread)
+    constant = spread <= np.maximum(RELATIVE_CONSTANT * np.abs(vectors).mean(axis=0), 1e-12)
+    return np.where(constant, 0.0, (vectors - vectors.mean(axis=0)) / np.where(constant, 1.0, spread))
 
 
 def neighbours(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -205,15 +216,17 @@ def main() -> None:
     features = extract_all(args.devset, paths, args.cache)
 
     print(f"{len(labels)} tracks, {len(set(labels))} labels; z-scored per dimension, cosine, query left out")
-    print(f"{'model':12} {'excerpt':16} {'representation':15} {'dims':>5} {'p@10':>6} {'kNN@10':>7}")
+    print(f"{'model':12} {'excerpt':16} {'representation':17} {'dims':>7} {'p@10':>6} {'kNN@10':>7}")
     for model in MODELS:
         for excerpt in EXCERPTS:
             for name in REPRESENTATIONS:
                 vectors = np.stack([track[name].mean(axis=0) for track in features[model, excerpt]])
-                order, sims = neighbours(standardise(vectors.astype(np.float64)), K)
-                print(f"{model:12} {excerpt:16} {'mean ' + name:15} {vectors.shape[1]:5d} "
+                standard = standardise(vectors)
+                order, sims = neighbours(standard, K)
+                dims = f"{int(standard.any(axis=0).sum())}/{vectors.shape[1]}"
+                print(f"{model:12} {excerpt:16} {'mean ' + name:17} {dims:>7} "
                       f"{precision_at_k(labels, order):6.3f} {knn_accuracy(labels, order, sims):7.3f}")
-    print(f"{'chance':12} {'':16} {'':15} {'':5} {chance_precision(labels):6.3f}")
+    print(f"{'chance':12} {'':16} {'':17} {'':7} {chance_precision(labels):6.3f}")
 
     if args.check:
         shortest = min(paths, key=lambda p: len(features[MODELS[0], EXCERPTS[1]][paths.index(p)]["taggram"]))
