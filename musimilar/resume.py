@@ -96,11 +96,33 @@ def load_resume_state(home: Home, current: Settings) -> ResumeState:
     return ResumeState(payload)
 
 
+EPOCH_MODEL_FILE = "last-epoch.pt"
+
+
+def save_epoch_model(home: Home, run: Any) -> Path:
+    """The model as it stands after an epoch, as a complete model file (`musimilar embed --model` takes it)."""
+    settings: Settings = run.settings
+    path = home.training_dir / EPOCH_MODEL_FILE
+    save_model(path, run.model.encoder, settings.audio, settings.mel, settings.model, settings.embed,
+               _training_summary(run))
+    return path
+
+
 def publish_model(home: Home, run: Any) -> tuple[Path, str]:
     """Write the trained encoder as the home's current model (and keep a copy named by its fingerprint)."""
     settings: Settings = run.settings
+    current = home.current_model_path
+    fingerprint = save_model(current, run.model.encoder, settings.audio, settings.mel, settings.model,
+                             settings.embed, _training_summary(run))
+    with atomic_path(home.models_dir / f"model-{fingerprint}.pt") as temp:
+        shutil.copyfile(current, temp)
+    return current, fingerprint
+
+
+def _training_summary(run: Any) -> dict[str, Any]:
+    settings: Settings = run.settings
     last = run.history[-1] if run.history else {}
-    training = {
+    return {
         "epochs": run.epoch,
         "steps": run.global_step,
         "seconds": round(run.elapsed, 1),
@@ -111,9 +133,3 @@ def publish_model(home: Home, run: Any) -> tuple[Path, str]:
         "settings": settings.train.model_dump(mode="json"),
         "augment": settings.augment.model_dump(mode="json"),
     }
-    current = home.current_model_path
-    fingerprint = save_model(current, run.model.encoder, settings.audio, settings.mel, settings.model,
-                             settings.embed, training)
-    with atomic_path(home.models_dir / f"model-{fingerprint}.pt") as temp:
-        shutil.copyfile(current, temp)
-    return current, fingerprint

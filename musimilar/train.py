@@ -24,7 +24,7 @@ from musimilar.home import Home
 from musimilar.labels import label_of
 from musimilar.losses import contrastive_loss
 from musimilar.mel import frames_per_second
-from musimilar.resume import ResumeState, load_resume_state, save_resume_state, publish_model
+from musimilar.resume import ResumeState, load_resume_state, publish_model, save_epoch_model, save_resume_state
 from musimilar.settings import Settings
 from musimilar.validation import split_tracks, validate, validation_set
 
@@ -299,6 +299,7 @@ class _Run:
             _append_jsonl(self.home.metrics_log, record)
             self.notify(_describe_epoch(record, self.settings.train.epochs))
             save_resume_state(self.home, self)
+            save_epoch_model(self.home, self)
         distributed.barrier()
 
 
