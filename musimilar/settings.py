@@ -118,8 +118,8 @@ DeviceName = Literal["auto", "cpu", "cuda", "mps"]
 
 class TrainSettings(Section):
     epochs: int = Field(30, ge=1)
-    batch_size: int = Field(64, ge=2)
-    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(128, ge=2, description="pairs per step: more negatives per positive")
+    lr: float = Field(2e-3, gt=0, description="peak learning rate (AdamW)")
     weight_decay: float = Field(1e-4, ge=0)
     warmup_fraction: float = Field(0.05, ge=0, lt=1, description="share of steps with a linear warm-up")
     grad_clip: float = Field(1.0, gt=0)
