@@ -64,7 +64,7 @@ class LogMel(torch.nn.Module):
         window = self.transform.spectrogram.window
         spectrum = torch.stft(samples, self.n_fft, self.hop_length, self.n_fft, window, center=False,
                               return_complex=True)  # [..., n_fft // 2 + 1, last - first]
-        power = torch.view_as_real(spectrum).pow(2).sum(-1)
+        power = torch.addcmul(spectrum.real * spectrum.real, spectrum.imag, spectrum.imag)  # re² + im²
         return self.transform.mel_scale(power)
 
 
