@@ -44,7 +44,7 @@ def decode(path: Path, settings: AudioSettings) -> tuple[np.ndarray, AudioInfo]:
     """Decode the kept part of `path` to mono float32 at `settings.sample_rate`. Raises DecodeError."""
     info = probe(path)
     start, length = kept_window(info.duration, settings.max_seconds)
-    native = _read_mono(path, info, round(start * info.sample_rate), round(length * info.sample_rate))
+    [native] = _read_mono(path, info, [(round(start * info.sample_rate), round(length * info.sample_rate))])
     if native.size == 0:
         raise DecodeError(path, "empty", "no audio samples")
     if native.size / info.sample_rate < settings.min_seconds:
@@ -59,11 +59,10 @@ def decode_segments(path: Path, settings: AudioSettings, starts: list[float], se
     offset, length = kept_window(info.duration, settings.max_seconds)
     if length < settings.min_seconds:
         raise DecodeError(path, "too short", f"{length:.2f} s < {settings.min_seconds:g} s")
+    frames = round(min(seconds, length) * info.sample_rate)
+    spans = [(round((offset + min(start, max(0.0, length - seconds))) * info.sample_rate), frames) for start in starts]
     segments = []
-    for start in starts:
-        first = round((offset + min(start, max(0.0, length - seconds))) * info.sample_rate)
-        frames = round(min(seconds, length) * info.sample_rate)
-        native = _read_mono(path, info, first, frames, strict=False)
+    for native in _read_mono(path, info, spans, strict=False):
         if native.size == 0:
             raise DecodeError(path, "empty", "no audio samples")
         segments.append(resample(native, info.sample_rate, settings.sample_rate))
@@ -110,36 +109,38 @@ def _open_info(path: Path) -> soundfile._SoundFileInfo:
     return info
 
 
-def _read_mono(path: Path, info: AudioInfo, start: int, frames: int, strict: bool = True) -> np.ndarray:
-    """Frames [start, start + frames) down-mixed to mono, read block by block. `strict` rejects a file that ends
-    well before its header says (truncated); a segment read near the end tolerates the header's rounding."""
-    block = max(1, int(BLOCK_SECONDS * info.sample_rate))
-    parts: list[np.ndarray] = []
+def _read_mono(path: Path, info: AudioInfo, spans: list[tuple[int, int]], strict: bool = True) -> list[np.ndarray]:
+    """Each span (start, frames) down-mixed to mono, read block by block through one open file. `strict` rejects a
+    file that ends well before its header says (truncated); segments read near the end tolerate its rounding."""
     try:
         with soundfile.SoundFile(str(path)) as stream:
-            if start:
-                stream.seek(start)
-            remaining = frames
-            while remaining > 0:
-                chunk = stream.read(min(block, remaining), dtype="float32", always_2d=True)
-                if chunk.shape[0] == 0:
-                    break
-                parts.append(_downmix(chunk))
-                remaining -= chunk.shape[0]
+            decoded = [_read_span(stream, start, frames, info.sample_rate) for start, frames in spans]
     except soundfile.LibsndfileError as error:
         raise DecodeError(path, "unreadable", _libsndfile_message(error)) from None
     except (OSError, RuntimeError, ValueError) as error:
         raise DecodeError(path, "unreadable", f"corrupt or truncated: {error}") from None
-    samples = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
-    if strict and 0 < samples.size < TRUNCATION_TOLERANCE * frames:
-        raise DecodeError(
-            path,
-            "unreadable",
-            f"truncated: decoded {samples.size / info.sample_rate:.1f} s of {frames / info.sample_rate:.1f} s",
-        )
-    if not np.all(np.isfinite(samples)):
-        raise DecodeError(path, "unreadable", "corrupt: decoded samples are not finite")
-    return samples
+    for samples, (_, frames) in zip(decoded, spans):
+        if strict and 0 < samples.size < TRUNCATION_TOLERANCE * frames:
+            raise DecodeError(path, "unreadable", f"truncated: decoded {samples.size / info.sample_rate:.1f} s of "
+                                                  f"{frames / info.sample_rate:.1f} s")
+        if not np.all(np.isfinite(samples)):
+            raise DecodeError(path, "unreadable", "corrupt: decoded samples are not finite")
+    return decoded
+
+
+def _read_span(stream: soundfile.SoundFile, start: int, frames: int, sample_rate: int) -> np.ndarray:
+    block = max(1, int(BLOCK_SECONDS * sample_rate))
+    if start != stream.tell():
+        stream.seek(start)
+    parts: list[np.ndarray] = []
+    remaining = frames
+    while remaining > 0:
+        chunk = stream.read(min(block, remaining), dtype="float32", always_2d=True)
+        if chunk.shape[0] == 0:
+            break
+        parts.append(_downmix(chunk))
+        remaining -= chunk.shape[0]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
 def _downmix(chunk: np.ndarray) -> np.ndarray:
