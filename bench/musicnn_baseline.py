@@ -1,6 +1,6 @@
 """Pretrained MusiCNN (musicnn 0.1.0) as a similarity baseline on the labelled development set.
 
-    /work/musicnn-venv/bin/python bench/musicnn_baseline.py [--devset /work/devset] [--cache /work/musicnn-cache]
+    ~/musicnn-venv/bin/python bench/musicnn_baseline.py [--devset ~/.cache/musimilar-devset] [--cache ~/.cache/musicnn]
 
 Standalone: runs in its own environment (musicnn, tensorflow-cpu 2.15, librosa; see docs/quality-musicnn.md)
 and does not import musimilar. For each track, two excerpts: the middle 30 s (as the reference baselines in
@@ -203,8 +203,8 @@ def check_against_package(devset: Path, path: str, cache: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--devset", type=Path, default=Path("/work/devset"))
-    parser.add_argument("--cache", type=Path, default=Path("/work/musicnn-cache"))
+    parser.add_argument("--devset", type=Path, default=Path.home() / ".cache" / "musimilar-devset")
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "musicnn")
     parser.add_argument("--check", action="store_true",
                         help="also run musicnn's own extractor on the shortest track and compare")
     args = parser.parse_args()
