@@ -56,8 +56,12 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=30, help="with --audio: files used, spread over the folder")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for every method")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each method; the best counts")
-    parser.add_argument("--methods", nargs="+", default=["decode-only", "librosa", "convert"],
-                        choices=["decode-only", "librosa", "convert"])
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=["decode-only", "librosa", "convert"],
+        choices=["decode-only", "librosa", "convert"],
+    )
     parser.add_argument("--profile", action="store_true", help="profile one convert run with one worker")
     parser.add_argument("--workdir", type=Path, default=Path(".bench"), help="synthesised audio and homes go here")
     return parser.parse_args()
@@ -71,8 +75,16 @@ def synthesised_files(workdir: Path, files: int, seconds: float) -> list[Path]:
     if not (directory / COMPLETE_MARKER).exists():
         shutil.rmtree(directory, ignore_errors=True)
         message(f"synthesising {styles * per_style} clips of {seconds:g} s into {directory} (once)")
-        write_library(directory, styles=styles, per_style=per_style, seconds=seconds, sample_rate=SYNTH_RATE,
-                      formats=SYNTH_FORMATS, stereo=True, progress=lambda done, total: message(f"  {done}/{total}"))
+        write_library(
+            directory,
+            styles=styles,
+            per_style=per_style,
+            seconds=seconds,
+            sample_rate=SYNTH_RATE,
+            formats=SYNTH_FORMATS,
+            stereo=True,
+            progress=lambda done, total: message(f"  {done}/{total}"),
+        )
         (directory / COMPLETE_MARKER).touch()
     return audio_files(directory)
 
@@ -160,8 +172,11 @@ def message(text: str) -> None:
 
 def main() -> None:
     arguments = parse_arguments()
-    files = (real_files(arguments.audio, arguments.limit) if arguments.audio
-             else synthesised_files(arguments.workdir, arguments.files, arguments.seconds))
+    files = (
+        real_files(arguments.audio, arguments.limit)
+        if arguments.audio
+        else synthesised_files(arguments.workdir, arguments.files, arguments.seconds)
+    )
     audio_seconds = sum(soundfile.info(str(path)).duration for path in files)
     homes = arguments.workdir / "convert-homes"
     homes.mkdir(parents=True, exist_ok=True)
@@ -180,8 +195,10 @@ def main() -> None:
             best[name] = min(seconds, best.get(name, math.inf))
 
     source = arguments.audio or f"synthesised ({SYNTH_RATE} Hz stereo, {'/'.join(SYNTH_FORMATS)})"
-    print(f"{len(files)} files from {source}: {audio_seconds / 60:.1f} min of audio; {arguments.workers} workers, "
-          f"best of {arguments.repeats}\n")
+    print(
+        f"{len(files)} files from {source}: {audio_seconds / 60:.1f} min of audio; {arguments.workers} workers, "
+        f"best of {arguments.repeats}\n"
+    )
     print("| method | seconds | x real-time | vs decode-only |")
     print("|---|---:|---:|---:|")
     floor = best.get("decode-only")

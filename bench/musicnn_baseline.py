@@ -90,12 +90,14 @@ def chance_precision(labels: np.ndarray) -> float:
 
 # ---------------------------------------------------------------- MusiCNN, as musicnn.extractor does it
 
+
 def log_mel(audio: np.ndarray, config) -> np.ndarray:
     """musicnn's input representation [frames, 96] (same steps as musicnn.extractor.batch_data)."""
     import librosa
 
-    mel = librosa.feature.melspectrogram(y=audio, sr=config.SR, hop_length=config.FFT_HOP,
-                                         n_fft=config.FFT_SIZE, n_mels=config.N_MELS).T
+    mel = librosa.feature.melspectrogram(
+        y=audio, sr=config.SR, hop_length=config.FFT_HOP, n_fft=config.FFT_SIZE, n_mels=config.N_MELS
+    ).T
     return np.log10(10000 * mel.astype(np.float16) + 1)
 
 
@@ -109,8 +111,8 @@ class Tagger:
     """One musicnn model in its own TF1 graph and session, restored from the checkpoint the package ships."""
 
     def __init__(self, model: str, n_frames: int):
-        import tensorflow as tf
         import musicnn
+        import tensorflow as tf
         from musicnn import configuration as config
         from musicnn import models
 
@@ -122,7 +124,8 @@ class Tagger:
                 self.x = tf.compat.v1.placeholder(tf.float32, [None, n_frames, config.N_MELS])
                 self.is_training = tf.compat.v1.placeholder(tf.bool)
                 y, _, _, _, _, _, _, max_pool, penultimate = models.define_model(
-                    self.x, self.is_training, model, len(labels))
+                    self.x, self.is_training, model, len(labels)
+                )
                 self.outputs = {"taggram": tf.nn.sigmoid(y), "penultimate": penultimate, "max_pool": max_pool}
             options = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=2, inter_op_parallelism_threads=1)
             self.session = tf.compat.v1.Session(graph=self.graph, config=options)
@@ -136,16 +139,20 @@ class Tagger:
                 raise RuntimeError(f"{model}: weights were not restored from {prefix}")
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        parts = [self.session.run(self.outputs, {self.x: batch[i : i + BATCH], self.is_training: False})
-                 for i in range(0, len(batch), BATCH)]
+        parts = [
+            self.session.run(self.outputs, {self.x: batch[i : i + BATCH], self.is_training: False})
+            for i in range(0, len(batch), BATCH)
+        ]
         return {name: np.concatenate([p[name] for p in parts]) for name in self.outputs}
 
 
 def excerpts(audio: np.ndarray, sr: int) -> dict[str, np.ndarray]:
     duration = len(audio) / sr
     start = int(max(0.0, duration / 2 - MIDDLE_SECONDS / 2) * sr)
-    return {"middle 30 s": audio[start : start + int(MIDDLE_SECONDS * sr)],
-            "whole (≤10 min)": audio[: int(WHOLE_SECONDS * sr)]}
+    return {
+        "middle 30 s": audio[start : start + int(MIDDLE_SECONDS * sr)],
+        "whole (≤10 min)": audio[: int(WHOLE_SECONDS * sr)],
+    }
 
 
 def cache_file(cache: Path, model: str, excerpt: str, path: str) -> Path:
@@ -174,8 +181,12 @@ def extract_all(devset: Path, paths: list[str], cache: Path) -> dict[tuple[str, 
                             taggers[model] = Tagger(model, n_frames)
                         files[model, excerpt].parent.mkdir(parents=True, exist_ok=True)
                         np.savez(files[model, excerpt], **taggers[model].run(batch))
-            print(f"  {number}/{len(paths)} {path} ({len(audio) / config.SR:.0f} s) "
-                  f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+            print(
+                f"  {number}/{len(paths)} {path} ({len(audio) / config.SR:.0f} s) "
+                f"{time.perf_counter() - started:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
         for key, file in files.items():
             with np.load(file) as stored:
                 results[key].append({name: stored[name] for name in stored.files})
@@ -193,20 +204,26 @@ def check_against_package(devset: Path, path: str, cache: Path) -> None:
     for model in MODELS:
         taggram, _, features = extractor(str(devset / path), model=model, extract_features=True)
         with np.load(cache_file(cache, model, "whole (≤10 min)", path)) as ours:
-            for name, theirs in (("taggram", taggram), ("penultimate", features["penultimate"]),
-                                 ("max_pool", features["max_pool"])):
+            for name, theirs in (
+                ("taggram", taggram),
+                ("penultimate", features["penultimate"]),
+                ("max_pool", features["max_pool"]),
+            ):
                 gap = float(np.abs(ours[name] - theirs).max())
                 first = float(np.abs(ours[name][0] - theirs[0]).max())
-                print(f"check {model} {name}: shape {ours[name].shape} vs {theirs.shape}, "
-                      f"max |diff| first patch {first:.2e}, all patches {gap:.2e}")
+                print(
+                    f"check {model} {name}: shape {ours[name].shape} vs {theirs.shape}, "
+                    f"max |diff| first patch {first:.2e}, all patches {gap:.2e}"
+                )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devset", type=Path, default=Path.home() / ".cache" / "musimilar-devset")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "musicnn")
-    parser.add_argument("--check", action="store_true",
-                        help="also run musicnn's own extractor on the shortest track and compare")
+    parser.add_argument(
+        "--check", action="store_true", help="also run musicnn's own extractor on the shortest track and compare"
+    )
     args = parser.parse_args()
 
     with open(args.devset / "manifest.csv", newline="") as stream:
@@ -224,8 +241,10 @@ def main() -> None:
                 standard = standardise(vectors)
                 order, sims = neighbours(standard, K)
                 dims = f"{int(standard.any(axis=0).sum())}/{vectors.shape[1]}"
-                print(f"{model:12} {excerpt:16} {'mean ' + name:17} {dims:>7} "
-                      f"{precision_at_k(labels, order):6.3f} {knn_accuracy(labels, order, sims):7.3f}")
+                print(
+                    f"{model:12} {excerpt:16} {'mean ' + name:17} {dims:>7} "
+                    f"{precision_at_k(labels, order):6.3f} {knn_accuracy(labels, order, sims):7.3f}"
+                )
     print(f"{'chance':12} {'':16} {'':17} {'':7} {chance_precision(labels):6.3f}")
 
     if args.check:

@@ -88,8 +88,11 @@ def score(home: Home, paths: list[Path], labels: np.ndarray) -> dict[str, dict[s
     logmels = [reader.read(placements[i]) for i in ids]
     names = sorted(set(labels))
     held_out = set(names[2::3])
-    subsets = {"all": np.ones(len(labels), bool), "tune": ~np.isin(labels, list(held_out)),
-               "held-out": np.isin(labels, list(held_out))}
+    subsets = {
+        "all": np.ones(len(labels), bool),
+        "tune": ~np.isin(labels, list(held_out)),
+        "held-out": np.isin(labels, list(held_out)),
+    }
     features = {
         "model": np.asarray(table.vectors[table.rows_of(ids)]),
         "log-mel stats": metrics.standardise(np.stack([metrics.logmel_statistics(m) for m in logmels])),
@@ -127,8 +130,10 @@ def segment_features(model, logmels: list[np.ndarray], fps: float) -> dict[str, 
             out.append(encode_crops(model, torch.from_numpy(crops), torch.device("cpu")))
             stats.append(metrics.logmel_statistics(segment))
     both = metrics.standardise(np.concatenate([np.stack(stats_first), np.stack(stats_second)]))
-    return {"model": (np.stack(firsts), np.stack(seconds)),
-            "log-mel stats": (both[: len(logmels)], both[len(logmels) :])}
+    return {
+        "model": (np.stack(firsts), np.stack(seconds)),
+        "log-mel stats": (both[: len(logmels)], both[len(logmels) :]),
+    }
 
 
 def mfcc_statistics(paths: list[Path], cache: Path) -> np.ndarray:
@@ -145,9 +150,14 @@ def mfcc_statistics(paths: list[Path], cache: Path) -> np.ndarray:
         offset = max(0.0, duration / 2 - 15)
         y, sr = librosa.load(str(path), sr=22050, offset=offset, duration=30.0)
         mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20)
-        parts = [mfcc, librosa.feature.delta(mfcc), librosa.feature.spectral_contrast(y=y, sr=sr),
-                 librosa.feature.spectral_centroid(y=y, sr=sr), librosa.feature.spectral_rolloff(y=y, sr=sr),
-                 librosa.feature.chroma_stft(y=y, sr=sr)]
+        parts = [
+            mfcc,
+            librosa.feature.delta(mfcc),
+            librosa.feature.spectral_contrast(y=y, sr=sr),
+            librosa.feature.spectral_centroid(y=y, sr=sr),
+            librosa.feature.spectral_rolloff(y=y, sr=sr),
+            librosa.feature.chroma_stft(y=y, sr=sr),
+        ]
         frames = np.concatenate(parts)
         rows.append(np.concatenate([frames.mean(axis=1), frames.std(axis=1)]))
     stored = np.stack(rows)

@@ -46,8 +46,7 @@ def main() -> None:
     executable = str(Path(sys.executable).parent / "musimilar")
     torch_import = best_of([sys.executable, "-c", "import torch, torchaudio"], args.repeat)
     version = best_of([executable, "--version"], args.repeat)
-    cold = best_of([executable, "recommend", str(files[0]), "--home", str(args.home), "--format", "json"],
-                   args.repeat)
+    cold = best_of([executable, "recommend", str(files[0]), "--home", str(args.home), "--format", "json"], args.repeat)
     print(f"cold (best of {args.repeat}):")
     print(f"  musimilar --version           {version * 1000:8.0f} ms")
     print(f"  python -c 'import torch'      {torch_import * 1000:8.0f} ms   1.00x")
@@ -71,11 +70,15 @@ def main() -> None:
         started = time.perf_counter()
         recommender.recommend([track_id], 10)
         inside.append(time.perf_counter() - started)
-    print(f"warm ({recommender.searcher.mode} search over {len(recommender.table)} tracks; "
-          f"opening model + embeddings + index {opened * 1000:.0f} ms):")
+    print(
+        f"warm ({recommender.searcher.mode} search over {len(recommender.table)} tracks; "
+        f"opening model + embeddings + index {opened * 1000:.0f} ms):"
+    )
     for name, values in (("file outside the library", outside), ("track of the library", inside)):
-        print(f"  {name:28} p50 {statistics.median(values) * 1000:7.1f} ms   p99 {percentile(values, 0.99) * 1000:7.1f} ms"
-              f"   ({len(values)} queries)")
+        print(
+            f"  {name:28} p50 {statistics.median(values) * 1000:7.1f} ms"
+            f"   p99 {percentile(values, 0.99) * 1000:7.1f} ms   ({len(values)} queries)"
+        )
 
 
 if __name__ == "__main__":

@@ -87,8 +87,14 @@ def main() -> None:
     print(f"device {device}, batch {args.batch_size} pairs, torch threads {torch.get_num_threads()}")
     print(f"{'size':8}{'model alone':>16}{'full path':>16}{'full / alone':>14}")
     for size in args.size or ["small", "base"]:
-        flags = {"model.size": size, "train.batch_size": args.batch_size, "train.device": args.device,
-                 "train.epochs": 2, "train.val_fraction": 0.0, "train.crops_per_track": 4}
+        flags = {
+            "model.size": size,
+            "train.batch_size": args.batch_size,
+            "train.device": args.device,
+            "train.epochs": 2,
+            "train.val_fraction": 0.0,
+            "train.crops_per_track": 4,
+        }
         settings = load_settings(flags=flags)
         home = Home.open(args.work / f"home-{size}")
         convert(home, [audio], settings)

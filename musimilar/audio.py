@@ -121,8 +121,11 @@ def _read_mono(path: Path, info: AudioInfo, spans: list[tuple[int, int]], strict
         raise DecodeError(path, "unreadable", f"corrupt or truncated: {error}") from None
     for samples, (_, frames) in zip(decoded, spans):
         if strict and 0 < samples.size < TRUNCATION_TOLERANCE * frames:
-            raise DecodeError(path, "unreadable", f"truncated: decoded {samples.size / info.sample_rate:.1f} s of "
-                                                  f"{frames / info.sample_rate:.1f} s")
+            raise DecodeError(
+                path,
+                "unreadable",
+                f"truncated: decoded {samples.size / info.sample_rate:.1f} s of {frames / info.sample_rate:.1f} s",
+            )
         if not np.all(np.isfinite(samples)):
             raise DecodeError(path, "unreadable", "corrupt: decoded samples are not finite")
     return decoded

@@ -59,8 +59,10 @@ def _crop_starts(frames: np.ndarray, crop_frames: int, generator: torch.Generato
 def read_batch(reader: CacheReader, placements: list[Placement], planned: PlannedBatch, crop_frames: int) -> Batch:
     views = []
     for view in range(2):
-        crops = [reader.read_crop(placements[row], int(start), crop_frames)
-                 for row, start in zip(planned.rows, planned.starts[:, view])]
+        crops = [
+            reader.read_crop(placements[row], int(start), crop_frames)
+            for row, start in zip(planned.rows, planned.starts[:, view])
+        ]
         views.append(torch.from_numpy(np.stack(crops)))  # [B, n_mels, crop_frames]
     return Batch(views=(views[0], views[1]), rows=torch.from_numpy(planned.rows))
 

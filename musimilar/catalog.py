@@ -175,12 +175,21 @@ class Catalog:
             db.execute(
                 "INSERT INTO tracks (path, size, mtime_ns, fingerprint, labels, added_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (str(path), stat.st_size, stat.st_mtime_ns, fingerprint, json.dumps({"folder": path.parent.name}),
-                 now, now),
+                (
+                    str(path),
+                    stat.st_size,
+                    stat.st_mtime_ns,
+                    fingerprint,
+                    json.dumps({"folder": path.parent.name}),
+                    now,
+                    now,
+                ),
             )
             result.new += 1
         elif row["fingerprint"] == fingerprint and row["status"] != "missing":
-            db.execute("UPDATE tracks SET mtime_ns = ?, updated_at = ? WHERE id = ?", (stat.st_mtime_ns, now, row["id"]))
+            db.execute(
+                "UPDATE tracks SET mtime_ns = ?, updated_at = ? WHERE id = ?", (stat.st_mtime_ns, now, row["id"])
+            )
             result.unchanged += 1
         else:
             db.execute(
@@ -213,7 +222,12 @@ class Catalog:
         return [Track.from_row(row) for row in rows]
 
     def record_converted(
-        self, db: sqlite3.Connection, placement: Placement, duration: float, sample_rate: int, channels: int,
+        self,
+        db: sqlite3.Connection,
+        placement: Placement,
+        duration: float,
+        sample_rate: int,
+        channels: int,
         tags: dict[str, str],
     ) -> None:
         row = db.execute("SELECT labels FROM tracks WHERE id = ?", (placement.track_id,)).fetchone()
@@ -231,7 +245,8 @@ class Catalog:
     @staticmethod
     def record_failed(db: sqlite3.Connection, track_id: int, error: str) -> None:
         db.execute(
-            "UPDATE tracks SET status = 'failed', error = ?, updated_at = ? WHERE id = ?", (error, time.time(), track_id)
+            "UPDATE tracks SET status = 'failed', error = ?, updated_at = ? WHERE id = ?",
+            (error, time.time(), track_id),
         )
 
     def reset_spectrograms(self) -> None:

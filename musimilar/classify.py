@@ -30,14 +30,24 @@ class ClassifyResult:
     error: str | None = None  # set instead of raising when classify(..., keep_going=True) meets a bad query
 
     def as_dict(self) -> dict[str, Any]:
-        return {"query": self.query, "by": self.by, "method": self.method,
-                "labels": [{"label": label, "score": round(score, 6)} for label, score in self.labels],
-                "error": self.error}
+        return {
+            "query": self.query,
+            "by": self.by,
+            "method": self.method,
+            "labels": [{"label": label, "score": round(score, 6)} for label, score in self.labels],
+            "error": self.error,
+        }
 
 
 def classify(
-    home: Home, queries: list[str], by: str | None = None, k: int = 10, top: int = TOP_LABELS,
-    use_head: bool = True, keep_going: bool = False, device_name: str = "cpu",
+    home: Home,
+    queries: list[str],
+    by: str | None = None,
+    k: int = 10,
+    top: int = TOP_LABELS,
+    use_head: bool = True,
+    keep_going: bool = False,
+    device_name: str = "cpu",
 ) -> list[ClassifyResult]:
     """The `top` likeliest labels of each query (an audio file, in the library or not, or a catalog track id).
 
@@ -61,8 +71,11 @@ def classify(
             result = ClassifyResult(query, by, "vote" if head is None else "head")
             try:
                 found = recommender.query_vector(query)
-                result.labels = (_head_labels(head, found.vector) if head is not None
-                                 else _vote_labels(voters, found.vector, found.exclude, k))[:top]
+                result.labels = (
+                    _head_labels(head, found.vector)
+                    if head is not None
+                    else _vote_labels(voters, found.vector, found.exclude, k)
+                )[:top]
             except MusimilarError as error:
                 if not keep_going:
                     raise
@@ -84,13 +97,16 @@ class _Voters:
 
 
 def _voters(table: Any, tracks: dict[int, Any], by: str) -> _Voters:
-    labels = {int(track_id): label_of(tracks[int(track_id)], by) for track_id in table.track_ids
-              if int(track_id) in tracks}
+    labels = {
+        int(track_id): label_of(tracks[int(track_id)], by) for track_id in table.track_ids if int(track_id) in tracks
+    }
     ids = np.array([track_id for track_id, label in labels.items() if label], dtype=np.int64)
     if len(ids) == 0:
         known = ", ".join(known_keys(tracks.values()))
-        raise NotReadyError(f"no embedded track has a '{by}' label (labels known: {known}; import some with "
-                            "`musimilar labels import FILE`)")
+        raise NotReadyError(
+            f"no embedded track has a '{by}' label (labels known: {known}; import some with "
+            "`musimilar labels import FILE`)"
+        )
     codes, names = metrics.encode_labels([labels[int(track_id)] for track_id in ids])
     return _Voters(ids, np.asarray(table.vectors[table.rows_of(ids)], dtype=np.float32), codes, names)
 
@@ -135,11 +151,22 @@ def train_head(home: Home, by: str, l2: float = 1e-3) -> dict[str, Any]:
         raise NotReadyError(f"a head for '{by}' needs two labels or more; the tracks have one: {voters.names[0]}")
     weight, bias = metrics.fit_linear_classifier(voters.vectors, voters.codes, len(voters.names), l2)
     accuracy = float((metrics.predict_linear(weight, bias, voters.vectors).argmax(axis=1) == voters.codes).mean())
-    head = {"labels": [str(name) for name in voters.names], "weight": torch.from_numpy(weight),
-            "bias": torch.from_numpy(bias), "tracks": len(voters.codes), "l2": l2}
+    head = {
+        "labels": [str(name) for name in voters.names],
+        "weight": torch.from_numpy(weight),
+        "bias": torch.from_numpy(bias),
+        "tracks": len(voters.codes),
+        "l2": l2,
+    }
     fingerprint = recommender.model.fingerprint
     for path in (home.current_model_path, home.models_dir / f"model-{fingerprint}.pt"):
         if path.is_file():
             add_head(path, by, head)
-    return {"by": by, "labels": len(voters.names), "tracks": len(voters.codes), "training_accuracy": accuracy,
-            "model": str(home.current_model_path), "fingerprint": fingerprint}
+    return {
+        "by": by,
+        "labels": len(voters.names),
+        "tracks": len(voters.codes),
+        "training_accuracy": accuracy,
+        "model": str(home.current_model_path),
+        "fingerprint": fingerprint,
+    }

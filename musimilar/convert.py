@@ -65,8 +65,11 @@ def find_audio_files(sources: Iterable[Path]) -> tuple[list[Path], list[Path]]:
             folders.append(source)
             for directory, subdirectories, names in os.walk(source):
                 subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
-                files.extend(Path(directory) / name for name in sorted(names)
-                             if Path(name).suffix.lower() in AUDIO_EXTENSIONS and not name.startswith("."))
+                files.extend(
+                    Path(directory) / name
+                    for name in sorted(names)
+                    if Path(name).suffix.lower() in AUDIO_EXTENSIONS and not name.startswith(".")
+                )
         elif source.exists():
             files.append(source)
         else:
@@ -214,6 +217,11 @@ def _convert_one(job: tuple[int, str]) -> Converted:
     with torch.inference_mode():
         logmel = _worker_state["logmel"](torch.from_numpy(samples))  # type: ignore[operator]
     return Converted(
-        track_id, path, logmel=logmel.numpy().astype(np.float16), duration=info.duration,
-        sample_rate=info.sample_rate, channels=info.channels, tags=read_tags(Path(path)),
+        track_id,
+        path,
+        logmel=logmel.numpy().astype(np.float16),
+        duration=info.duration,
+        sample_rate=info.sample_rate,
+        channels=info.channels,
+        tags=read_tags(Path(path)),
     )

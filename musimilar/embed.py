@@ -65,7 +65,7 @@ def encode_crops(model: LoadedModel, crops: torch.Tensor, device: torch.device) 
 def embed_file(model: LoadedModel, path: Path, device: torch.device | None = None) -> np.ndarray:
     """The embedding of any audio file, decoding only the crops it needs."""
     device = device or torch.device("cpu")
-    from musimilar.audio import probe, kept_window
+    from musimilar.audio import kept_window, probe
 
     _, kept = kept_window(probe(path).duration, model.audio.max_seconds)
     seconds = model.embed.crop_seconds
@@ -145,8 +145,13 @@ def embed_library(
         placements = catalog.placements() if from_cache else {}
     stored = load_embeddings(directory, mmap=False)
     table = _current_rows(stored, model, tracks)
-    report = EmbedReport(model.fingerprint, directory=str(directory), total=len(tracks), reused=len(table),
-                         shard=f"{shard[0]}/{shard[1]}" if shard else None)
+    report = EmbedReport(
+        model.fingerprint,
+        directory=str(directory),
+        total=len(tracks),
+        reused=len(table),
+        shard=f"{shard[0]}/{shard[1]}" if shard else None,
+    )
     if stored is not None and stored.model_fingerprint == model.fingerprint:
         report.removed = len(stored) - len(table)
     done = set(table.track_ids.tolist())
@@ -156,8 +161,14 @@ def embed_library(
     batches: list[EmbeddingTable] = []  # merged into the table at each save, not per batch (that is quadratic)
     try:
         for batch_tracks, vectors in _embed_batches(model, todo, placements, reader, device, report):
-            batches.append(EmbeddingTable(np.array([t.id for t in batch_tracks], dtype=np.int64), vectors,
-                                          model.fingerprint, np.array([t.version for t in batch_tracks], np.int64)))
+            batches.append(
+                EmbeddingTable(
+                    np.array([t.id for t in batch_tracks], dtype=np.int64),
+                    vectors,
+                    model.fingerprint,
+                    np.array([t.version for t in batch_tracks], np.int64),
+                )
+            )
             report.embedded += len(batch_tracks)
             if progress is not None:
                 progress(report.embedded + len(report.failed), len(todo))
@@ -182,8 +193,12 @@ def _current_rows(stored: EmbeddingTable | None, model: LoadedModel, tracks: lis
 
 
 def _embed_batches(
-    model: LoadedModel, tracks: list[Track], placements: dict[int, Placement], reader: CacheReader,
-    device: torch.device, report: EmbedReport,
+    model: LoadedModel,
+    tracks: list[Track],
+    placements: dict[int, Placement],
+    reader: CacheReader,
+    device: torch.device,
+    report: EmbedReport,
 ) -> Iterator[tuple[list[Track], np.ndarray]]:
     """Yield (tracks, [n, D] vectors), about `embed.batch_size` crops per forward pass."""
     length = crop_frames(model)
@@ -204,8 +219,9 @@ def _embed_batches(
         yield _encode_pending(model, pending, device)
 
 
-def _crops_of(model: LoadedModel, track: Track, placement: Placement | None, reader: CacheReader,
-              length: int) -> np.ndarray:
+def _crops_of(
+    model: LoadedModel, track: Track, placement: Placement | None, reader: CacheReader, length: int
+) -> np.ndarray:
     if placement is not None:
         return track_crops(reader.read(placement), model.embed.crops, length)
     from musimilar.audio import decode
@@ -217,8 +233,9 @@ def _crops_of(model: LoadedModel, track: Track, placement: Placement | None, rea
 
 
 @torch.no_grad()
-def _encode_pending(model: LoadedModel, pending: list[tuple[Track, np.ndarray]],
-                    device: torch.device) -> tuple[list[Track], np.ndarray]:
+def _encode_pending(
+    model: LoadedModel, pending: list[tuple[Track, np.ndarray]], device: torch.device
+) -> tuple[list[Track], np.ndarray]:
     crops = torch.from_numpy(np.concatenate([c for _, c in pending])).to(device)  # [sum C, n_mels, F]
     dtype = autocast_dtype(device)
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):

@@ -103,8 +103,13 @@ def evaluate(
     if k < 1:
         raise MusimilarError(f"--k {k}: must be at least 1")
     library = _open_library(home, labels_csv, device_name)
-    report = EvaluationReport(by or default_by(library.tracks), k, exclude_same, warnings=library.warnings,
-                              model_fingerprint=library.model.fingerprint)
+    report = EvaluationReport(
+        by or default_by(library.tracks),
+        k,
+        exclude_same,
+        warnings=library.warnings,
+        model_fingerprint=library.model.fingerprint,
+    )
     _label_figures(report, library, seed, control)
     _segment_figures(report, library, sample, seed, progress)
     report.seconds = round(time.perf_counter() - started, 3)
@@ -122,8 +127,10 @@ def _open_library(home: Home, labels_csv: Path | None, device_name: str) -> _Lib
     try:
         cache_key = preprocessing_fingerprint(model.audio, model.mel)
         if recommender.catalog.get_meta(CACHE_KEY) != cache_key:
-            raise NotReadyError(f"{home.root}: the spectrogram cache was made with other audio or mel settings than "
-                                "the current model (train a model on it with `musimilar train`)")
+            raise NotReadyError(
+                f"{home.root}: the spectrogram cache was made with other audio or mel settings than "
+                "the current model (train a model on it with `musimilar train`)"
+            )
         converted, placements = recommender.catalog.tracks("ok"), recommender.catalog.placements()
     finally:
         recommender.close()
@@ -134,8 +141,10 @@ def _open_library(home: Home, labels_csv: Path | None, device_name: str) -> _Lib
             warnings.append(f"{labels_csv}: {len(unmatched)} paths name no converted track, e.g. {unmatched[0]}")
     tracks = [t for t in converted if table.row_of(t.id) is not None and t.id in placements]
     if len(tracks) < len(converted):
-        warnings.append(f"{len(converted) - len(tracks)} converted tracks have no up-to-date embedding and are left "
-                        "out (run `musimilar embed`)")
+        warnings.append(
+            f"{len(converted) - len(tracks)} converted tracks have no up-to-date embedding and are left "
+            "out (run `musimilar embed`)"
+        )
     vectors = np.asarray(table.vectors[table.rows_of([t.id for t in tracks])], dtype=np.float32)
     reader = CacheReader(home.cache_dir / cache_key, model.mel.n_mels)
     return _Library(model, recommender.device, tracks, vectors, [placements[t.id] for t in tracks], reader, warnings)
@@ -156,8 +165,12 @@ def _label_figures(report: EvaluationReport, library: _Library, seed: int, contr
         getattr(report, name).update({figure: summary[figure] for figure in LABEL_FIGURES})
     report.k, report.tracks, report.labels = summary["k"], len(labels), metrics.label_counts(labels)
     most_common = max(report.labels.values()) / len(labels)
-    report.chance.update(precision_at_k=summary["chance_precision"], map=chance_average_precision(labels, groups),
-                         knn_accuracy=most_common, linear_probe_accuracy=most_common)
+    report.chance.update(
+        precision_at_k=summary["chance_precision"],
+        map=chance_average_precision(labels, groups),
+        knn_accuracy=most_common,
+        linear_probe_accuracy=most_common,
+    )
     if control:
         shuffled = metrics.shuffled_labels(labels, seed)
         report.control = {}
@@ -170,20 +183,26 @@ def _warn_about_labels(report: EvaluationReport, library: _Library, labels: np.n
     by, warnings = report.by, report.warnings
     if len(np.unique(labels)) < 2:
         found = "no track has a" if len(labels) == 0 else f"all {len(labels)} labelled tracks share one"
-        warnings.append(f"{found} '{by}' label: the label figures need two labels or more "
-                        f"(labels known: {', '.join(known_keys(library.tracks))}; import more with "
-                        "`musimilar labels import FILE`)")
+        warnings.append(
+            f"{found} '{by}' label: the label figures need two labels or more "
+            f"(labels known: {', '.join(known_keys(library.tracks))}; import more with "
+            "`musimilar labels import FILE`)"
+        )
         return
     if len(labels) < len(library.tracks):
-        warnings.append(f"{len(library.tracks) - len(labels)} of {len(library.tracks)} tracks have no '{by}' label "
-                        "and are left out of the label figures")
+        warnings.append(
+            f"{len(library.tracks) - len(labels)} of {len(library.tracks)} tracks have no '{by}' label "
+            "and are left out of the label figures"
+        )
     few = metrics.few_examples_labels(labels, FEW_TRACKS)
     if few:
         counts = metrics.label_counts(labels)
         named = ", ".join(f"{name} ({counts[name]})" for name in few[:NAMES_SHOWN])
         more = f" and {len(few) - NAMES_SHOWN} more" if len(few) > NAMES_SHOWN else ""
-        warnings.append(f"{len(few)} labels have fewer than {FEW_TRACKS} tracks, so their figures rest on very "
-                        f"few examples: {named}{more}")
+        warnings.append(
+            f"{len(few)} labels have fewer than {FEW_TRACKS} tracks, so their figures rest on very "
+            f"few examples: {named}{more}"
+        )
     if report.exclude_same == by:
         warnings.append(f"--exclude-same {by} with --by {by} leaves no same-label candidate: expect zeros")
 
@@ -212,8 +231,9 @@ def chance_average_precision(labels: np.ndarray, groups: np.ndarray | None = Non
     if groups is not None:
         known = groups != metrics.UNKNOWN_GROUP
         _, group_of, group_sizes = np.unique(groups, return_inverse=True, return_counts=True)
-        _, pair_of, pair_sizes = np.unique(np.stack([groups, codes], 1), axis=0, return_inverse=True,
-                                           return_counts=True)
+        _, pair_of, pair_sizes = np.unique(
+            np.stack([groups, codes], 1), axis=0, return_inverse=True, return_counts=True
+        )
         candidates -= np.where(known, group_sizes[group_of.reshape(-1)] - 1, 0)
         relevant -= np.where(known, pair_sizes[pair_of.reshape(-1)] - 1, 0)
     answerable = relevant > 0
@@ -250,16 +270,20 @@ def _segment_figures(
     seconds = library.model.embed.crop_seconds
     short = len(library.placements) - len(eligible)
     if short:
-        report.warnings.append(f"{short} tracks are shorter than two {seconds:g} s crops and are left out of "
-                               "segment retrieval")
+        report.warnings.append(
+            f"{short} tracks are shorter than two {seconds:g} s crops and are left out of segment retrieval"
+        )
     if len(eligible) < 2:
         report.warnings.append(f"segment retrieval needs two tracks of {2 * seconds:g} s or more")
         return
     sample = SEGMENT_SAMPLE if sample is None else sample
     if sample and len(eligible) > sample:
         eligible = np.sort(np.random.default_rng(seed).choice(eligible, sample, replace=False))
-    crops = [(library.placements[row], start) for row in eligible
-             for start in _pair_starts(library.placements[row].frames, length)]  # first, second, first, ...
+    crops = [
+        (library.placements[row], start)
+        for row in eligible
+        for start in _pair_starts(library.placements[row].frames, length)
+    ]  # first, second, first, ...
     vectors, statistics = _encode_crops(library, crops, length, progress)
     baseline = metrics.standardise(statistics)
     report.model.update(metrics.segment_retrieval(vectors[0::2], vectors[1::2]))
@@ -283,8 +307,12 @@ def _encode_crops(
     dtype = autocast_dtype(device)
     vectors, statistics = [], []
     for start in range(0, len(crops), model.embed.batch_size):
-        batch = np.stack([library.reader.read(placement, first, length)
-                          for placement, first in crops[start : start + model.embed.batch_size]])  # [b, n_mels, F]
+        batch = np.stack(
+            [
+                library.reader.read(placement, first, length)
+                for placement, first in crops[start : start + model.embed.batch_size]
+            ]
+        )  # [b, n_mels, F]
         statistics.extend(metrics.logmel_statistics(crop) for crop in batch)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             vectors.append(model.encoder.embed(torch.from_numpy(batch).to(device)).float().cpu().numpy())

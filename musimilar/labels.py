@@ -66,12 +66,15 @@ def _parse_rows(path: Path, rows: Iterable[list[str]]) -> LabelMap:
                 keys = _header_keys(path, line, row)
                 continue
             if len(row) != len(keys) + 1:
-                raise MusimilarError(f"{path}: line {line}: expected {len(keys) + 1} fields "
-                                     f"({PATH_COLUMN},{','.join(keys)}), got {len(row)}")
+                raise MusimilarError(
+                    f"{path}: line {line}: expected {len(keys) + 1} fields "
+                    f"({PATH_COLUMN},{','.join(keys)}), got {len(row)}"
+                )
             audio = _audio_path(path, line, row[0])
             if audio in first_line:
-                raise MusimilarError(f"{path}: line {line}: {row[0].strip()} is listed twice "
-                                     f"(first on line {first_line[audio]})")
+                raise MusimilarError(
+                    f"{path}: line {line}: {row[0].strip()} is listed twice (first on line {first_line[audio]})"
+                )
             first_line[audio] = line
             mapping[audio] = {key: cell.strip() for key, cell in zip(keys, row[1:]) if cell.strip()}
     except csv.Error as error:
@@ -85,8 +88,10 @@ def _header_keys(path: Path, line: int, row: list[str]) -> list[str]:
     """The label keys a header names after its path column, lower-cased."""
     names = [cell.strip().lower() for cell in row]
     if names[0] != PATH_COLUMN:
-        raise MusimilarError(f"{path}: line {line}: the header's first column must be '{PATH_COLUMN}' "
-                             f"(e.g. {PATH_COLUMN},genre), got '{row[0].strip()}'")
+        raise MusimilarError(
+            f"{path}: line {line}: the header's first column must be '{PATH_COLUMN}' "
+            f"(e.g. {PATH_COLUMN},genre), got '{row[0].strip()}'"
+        )
     keys = names[1:]
     if not keys:
         raise MusimilarError(f"{path}: line {line}: no label columns after '{PATH_COLUMN}'")
@@ -132,8 +137,10 @@ def with_labels(tracks: Sequence[Track], mapping: LabelMap) -> tuple[list[Track]
     """The tracks with a label file's values laid over their stored labels (nothing is written), and the
     file's paths that name none of them."""
     matched, unmatched = match_tracks(tracks, mapping)
-    merged = [replace(track, labels={**track.labels, **matched[track.id]}) if track.id in matched else track
-              for track in tracks]
+    merged = [
+        replace(track, labels={**track.labels, **matched[track.id]}) if track.id in matched else track
+        for track in tracks
+    ]
     return merged, unmatched
 
 
@@ -147,7 +154,7 @@ def label_of(track: Track, by: str) -> str | None:
 
 
 def default_by(tracks: Iterable[Track]) -> str:
-    """"label" when any track has one, else "genre" when any has one, else "folder"."""
+    """ "label" when any track has one, else "genre" when any has one, else "folder"."""
     present = {key for track in tracks for key, value in track.labels.items() if value}
     return next((key for key in DEFAULT_KEYS[:-1] if key in present), FOLDER)
 

@@ -53,8 +53,9 @@ class LogMel(torch.nn.Module):
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         frames = 1 + waveform.shape[-1] // self.hop_length
         padded = torch.nn.functional.pad(waveform, (self.n_fft // 2, self.n_fft // 2))  # centred frames
-        blocks = [self._block(padded, start, min(start + BLOCK_FRAMES, frames))
-                  for start in range(0, frames, BLOCK_FRAMES)]
+        blocks = [
+            self._block(padded, start, min(start + BLOCK_FRAMES, frames)) for start in range(0, frames, BLOCK_FRAMES)
+        ]
         power = torch.cat(blocks, dim=-1) if len(blocks) > 1 else blocks[0]  # [..., n_mels, frames]
         return 10.0 * torch.log10(torch.clamp(power, min=self.amin) / REFERENCE_POWER)
 
@@ -62,8 +63,9 @@ class LogMel(torch.nn.Module):
         """Mel power of frames [first, last) of the padded waveform."""
         samples = padded[..., first * self.hop_length : (last - 1) * self.hop_length + self.n_fft]
         window = self.transform.spectrogram.window
-        spectrum = torch.stft(samples, self.n_fft, self.hop_length, self.n_fft, window, center=False,
-                              return_complex=True)  # [..., n_fft // 2 + 1, last - first]
+        spectrum = torch.stft(
+            samples, self.n_fft, self.hop_length, self.n_fft, window, center=False, return_complex=True
+        )  # [..., n_fft // 2 + 1, last - first]
         power = torch.addcmul(spectrum.real * spectrum.real, spectrum.imag, spectrum.imag)  # re² + im²
         return self.transform.mel_scale(power)
 
@@ -81,6 +83,10 @@ def preprocessing_fingerprint(audio: AudioSettings, mel: MelSettings) -> str:
     """Identifies everything that decides the numbers of a cached log-mel (a changed value invalidates the cache)."""
     from musimilar.audio import RESAMPLER
 
-    fields = {"sample_rate": audio.sample_rate, "max_seconds": audio.max_seconds, "resampler": RESAMPLER,
-              **mel.model_dump()}
+    fields = {
+        "sample_rate": audio.sample_rate,
+        "max_seconds": audio.max_seconds,
+        "resampler": RESAMPLER,
+        **mel.model_dump(),
+    }
     return hashlib.blake2b(json.dumps(fields, sort_keys=True).encode(), digest_size=6).hexdigest()

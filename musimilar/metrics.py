@@ -106,8 +106,9 @@ def chance_precision(labels: Sequence | np.ndarray, k: int, exclude_groups: np.n
     if groups is not None:
         known = groups != UNKNOWN_GROUP
         _, group_codes, group_sizes = np.unique(groups, return_inverse=True, return_counts=True)
-        _, pair_codes, pair_sizes = np.unique(np.stack([groups, codes], 1), axis=0, return_inverse=True,
-                                               return_counts=True)
+        _, pair_codes, pair_sizes = np.unique(
+            np.stack([groups, codes], 1), axis=0, return_inverse=True, return_counts=True
+        )
         candidates -= np.where(known, group_sizes[group_codes.reshape(-1)] - 1, 0)
         same_label -= np.where(known, pair_sizes[pair_codes.reshape(-1)] - 1, 0)
     # With fewer than k candidates, the empty places count as misses, as in precision_at_k.
@@ -152,10 +153,12 @@ def mean_average_precision(
     codes, _ = encode_labels(labels)
     _per_track(codes, len(unit), "labels")
     groups = _per_track(exclude_groups, len(unit), "exclude_groups")
-    precisions = np.concatenate([
-        _average_precisions(_exclude(sims, rows, groups), codes[rows, None] == codes[None, :])
-        for rows, sims in _cosine_blocks(unit, unit, block)
-    ])
+    precisions = np.concatenate(
+        [
+            _average_precisions(_exclude(sims, rows, groups), codes[rows, None] == codes[None, :])
+            for rows, sims in _cosine_blocks(unit, unit, block)
+        ]
+    )
     answerable = ~np.isnan(precisions)
     return float(precisions[answerable].mean()) if answerable.any() else float("nan")
 
@@ -230,7 +233,10 @@ def _inverse_hessian_times(gradient: np.ndarray, history: list[tuple[np.ndarray,
 
 def _minimise_lbfgs(
     objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
-    start: np.ndarray, max_iterations: int, memory: int = 10, tolerance: float = 1e-6,
+    start: np.ndarray,
+    max_iterations: int,
+    memory: int = 10,
+    tolerance: float = 1e-6,
 ) -> np.ndarray:
     """Minimise a smooth convex objective(params) -> (value, gradient) by L-BFGS with backtracking."""
     params, (value, gradient) = start, objective(start)
@@ -256,7 +262,10 @@ def _minimise_lbfgs(
 
 
 def fit_linear_classifier(
-    vectors: np.ndarray, labels: np.ndarray, n_labels: int | None = None, l2: float = 1e-3,
+    vectors: np.ndarray,
+    labels: np.ndarray,
+    n_labels: int | None = None,
+    l2: float = 1e-3,
     max_iterations: int = 300,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression by full-batch L-BFGS from zero: (weights [D, C], bias [C]), float32.
@@ -294,8 +303,12 @@ def predict_linear(weights: np.ndarray, bias: np.ndarray, vectors: np.ndarray) -
 
 
 def linear_probe_accuracy(
-    vectors: np.ndarray, labels: Sequence | np.ndarray, test_fraction: float = 0.3, seed: int = 0,
-    l2: float = 1e-3, max_iterations: int = 300,
+    vectors: np.ndarray,
+    labels: Sequence | np.ndarray,
+    test_fraction: float = 0.3,
+    seed: int = 0,
+    l2: float = 1e-3,
+    max_iterations: int = 300,
 ) -> float:
     """Accuracy on held-out tracks of a linear classifier fit on a seeded stratified split; nan if none held out."""
     features = np.asarray(vectors, dtype=np.float32)
@@ -361,7 +374,10 @@ def shuffled_labels(labels: Sequence | np.ndarray, seed: int) -> np.ndarray:
 
 
 def summarise(
-    vectors: np.ndarray, labels: Sequence | np.ndarray, k: int = 10, exclude_groups: np.ndarray | None = None,
+    vectors: np.ndarray,
+    labels: Sequence | np.ndarray,
+    k: int = 10,
+    exclude_groups: np.ndarray | None = None,
     seed: int = 0,
 ) -> dict[str, float | int]:
     """All label metrics in one flat dict. k is capped at tracks - 1; the "k" key says which k was used."""

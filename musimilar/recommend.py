@@ -27,8 +27,13 @@ class Recommendation:
     labels: dict[str, str]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"rank": self.rank, "track_id": self.track_id, "path": self.path,
-                "similarity": round(self.similarity, 6), "labels": self.labels}
+        return {
+            "rank": self.rank,
+            "track_id": self.track_id,
+            "path": self.path,
+            "similarity": round(self.similarity, 6),
+            "labels": self.labels,
+        }
 
 
 @dataclass
@@ -52,8 +57,8 @@ class Recommender:
     """Holds the model, the embeddings and the search structure, so that many queries share one start-up."""
 
     def __init__(self, home: Home, index: IndexSettings, exact: bool = False, device: str = "cpu") -> None:
-        from musimilar.embed import open_model
         from musimilar.devices import pick_device
+        from musimilar.embed import open_model
 
         self.home = home
         self.device = pick_device(device)
@@ -121,8 +126,9 @@ class Recommender:
         seed_tracks = [t for s in seeds for t in s.tracks]
         return self._ranked(vector, k, exclude, seed_tracks, diversity or Diversity())
 
-    def _ranked(self, vector: np.ndarray, k: int, exclude: set[int], seed_tracks: list[Track],
-                diversity: Diversity) -> list[Recommendation]:
+    def _ranked(
+        self, vector: np.ndarray, k: int, exclude: set[int], seed_tracks: list[Track], diversity: Diversity
+    ) -> list[Recommendation]:
         wanted = k
         while True:
             fetch = min(len(self.table), wanted * 4 + len(exclude))
@@ -132,8 +138,9 @@ class Recommender:
                 return chosen
             wanted *= 4
 
-    def _diversify(self, hits: list[tuple[int, float]], k: int, vector: np.ndarray, seed_tracks: list[Track],
-                   diversity: Diversity) -> list[Recommendation]:
+    def _diversify(
+        self, hits: list[tuple[int, float]], k: int, vector: np.ndarray, seed_tracks: list[Track], diversity: Diversity
+    ) -> list[Recommendation]:
         seed_albums = {t.labels.get("album") for t in seed_tracks if t.labels.get("album")}
         per_artist: dict[str, int] = {}
         per_album: dict[str, int] = {}
@@ -150,7 +157,8 @@ class Recommender:
                 continue
             own = np.asarray(self.table.vectors[self.table.row_of(track_id)])
             if diversity.duplicate_similarity is not None and (
-                float(own @ vector) >= diversity.duplicate_similarity and seed_tracks
+                float(own @ vector) >= diversity.duplicate_similarity
+                and seed_tracks
                 or any(float(own @ other) >= diversity.duplicate_similarity for other in kept_vectors)
             ):
                 continue

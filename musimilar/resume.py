@@ -103,8 +103,9 @@ def save_epoch_model(home: Home, run: Any) -> Path:
     """The model as it stands after an epoch, as a complete model file (`musimilar embed --model` takes it)."""
     settings: Settings = run.settings
     path = home.training_dir / EPOCH_MODEL_FILE
-    save_model(path, run.model.encoder, settings.audio, settings.mel, settings.model, settings.embed,
-               _training_summary(run))
+    save_model(
+        path, run.model.encoder, settings.audio, settings.mel, settings.model, settings.embed, _training_summary(run)
+    )
     return path
 
 
@@ -112,8 +113,9 @@ def publish_model(home: Home, run: Any) -> tuple[Path, str]:
     """Write the trained encoder as the home's current model (and keep a copy named by its fingerprint)."""
     settings: Settings = run.settings
     current = home.current_model_path
-    fingerprint = save_model(current, run.model.encoder, settings.audio, settings.mel, settings.model,
-                             settings.embed, _training_summary(run))
+    fingerprint = save_model(
+        current, run.model.encoder, settings.audio, settings.mel, settings.model, settings.embed, _training_summary(run)
+    )
     with atomic_path(home.models_dir / f"model-{fingerprint}.pt") as temp:
         shutil.copyfile(current, temp)
     return current, fingerprint

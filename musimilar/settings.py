@@ -144,11 +144,18 @@ class EmbedSettings(Section):
 
 class IndexSettings(Section):
     trees: int = Field(50, ge=1)
-    search_k: int = Field(30000, description="nodes inspected per query (-1: Annoy's trees * k, too few here);"
-                          " 30000 gives recall@10 >= 0.96 up to 1M tracks (docs/performance.md)")
+    search_k: int = Field(
+        30000,
+        description="nodes inspected per query (-1: Annoy's trees * k, too few here);"
+        " 30000 gives recall@10 >= 0.96 up to 1M tracks (docs/performance.md)",
+    )
     metric: Literal["angular"] = "angular"
-    exact_below: int = Field(100000, ge=0, description="libraries smaller than this are searched exactly"
-                             " (at most ~11 ms a query at 256-d, perfect recall, nothing to rebuild)")
+    exact_below: int = Field(
+        100000,
+        ge=0,
+        description="libraries smaller than this are searched exactly"
+        " (at most ~11 ms a query at 256-d, perfect recall, nothing to rebuild)",
+    )
     delta_limit: int = Field(2000, ge=0, description="tracks embedded after the build before a rebuild is due")
 
 

@@ -20,8 +20,13 @@ def home_status(home: Home) -> dict[str, Any]:
     cache_bytes = cache_size_bytes(home.cache_dir / cache_key) if cache_key else 0
     status: dict[str, Any] = {
         "home": str(home.root),
-        "tracks": {"ok": counts.get("ok", 0), "failed": counts.get("failed", 0),
-                   "pending": counts.get("pending", 0), "missing": counts.get("missing", 0), "failures": failures},
+        "tracks": {
+            "ok": counts.get("ok", 0),
+            "failed": counts.get("failed", 0),
+            "pending": counts.get("pending", 0),
+            "missing": counts.get("missing", 0),
+            "failures": failures,
+        },
         "cache": {"bytes": cache_bytes, "key": cache_key},
         "model": _model_status(home),
         "embeddings": None,
@@ -40,10 +45,15 @@ def _model_status(home: Home) -> dict[str, Any] | None:
 
     payload = read_model_file(home.current_model_path)
     training = payload.get("training", {})
-    return {"path": str(home.current_model_path), "fingerprint": payload["fingerprint"],
-            "size": payload["model"].get("size"), "epochs": training.get("epochs"),
-            "val_segment_top1": training.get("val_segment_top1"), "trained_at": training.get("trained_at"),
-            "heads": sorted(payload.get("heads", {}))}
+    return {
+        "path": str(home.current_model_path),
+        "fingerprint": payload["fingerprint"],
+        "size": payload["model"].get("size"),
+        "epochs": training.get("epochs"),
+        "val_segment_top1": training.get("val_segment_top1"),
+        "trained_at": training.get("trained_at"),
+        "heads": sorted(payload.get("heads", {})),
+    }
 
 
 def _embeddings_status(home: Home, model: dict[str, Any] | None, live: dict[int, int]) -> dict[str, Any] | None:
@@ -55,8 +65,14 @@ def _embeddings_status(home: Home, model: dict[str, Any] | None, live: dict[int,
     current = {int(i): int(v) for i, v in zip(table.track_ids, table.versions)}
     missing = sum(1 for track_id, version in live.items() if current.get(track_id) != version)
     same_model = model is not None and model["fingerprint"] == table.model_fingerprint
-    return {"count": len(table), "dim": table.dim, "model_fingerprint": table.model_fingerprint,
-            "same_model": same_model, "tracks_not_embedded": missing, "up_to_date": same_model and missing == 0}
+    return {
+        "count": len(table),
+        "dim": table.dim,
+        "model_fingerprint": table.model_fingerprint,
+        "same_model": same_model,
+        "tracks_not_embedded": missing,
+        "up_to_date": same_model and missing == 0,
+    }
 
 
 def _index_status(home: Home, embeddings: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -73,16 +89,22 @@ def _index_status(home: Home, embeddings: dict[str, Any] | None) -> dict[str, An
         indexed = set(zip(info.item_track_ids.tolist(), info.item_versions.tolist()))
         outside = sum((int(i), int(v)) not in indexed for i, v in zip(table.track_ids, table.versions))
         outside += len(indexed) - (len(table) - outside)  # items of removed or changed tracks
-    return {"count": info.count, "trees": info.trees, "built_at": info.built_at,
-            "model_fingerprint": info.model_fingerprint, "same_model": same,
-            "tracks_differing": outside, "up_to_date": same and outside == 0}
+    return {
+        "count": info.count,
+        "trees": info.trees,
+        "built_at": info.built_at,
+        "model_fingerprint": info.model_fingerprint,
+        "same_model": same,
+        "tracks_differing": outside,
+        "up_to_date": same and outside == 0,
+    }
 
 
 def _summary(status: dict[str, Any]) -> dict[str, str]:
     tracks = status["tracks"]
     lines = {
         "tracks": f"{tracks['ok']} ok, {tracks['failed']} failed, {tracks['pending']} pending, "
-                  f"{tracks['missing']} missing",
+        f"{tracks['missing']} missing",
         "cache": f"{status['cache']['bytes'] / 1e6:.1f} MB",
     }
     model = status["model"]
@@ -90,21 +112,45 @@ def _summary(status: dict[str, Any]) -> dict[str, str]:
         lines["model"] = "none (run `musimilar train DIR`)"
     else:
         score = model["val_segment_top1"]
-        when = datetime.datetime.fromtimestamp(model["trained_at"]).strftime("%Y-%m-%d %H:%M") if model[
-            "trained_at"] else "?"
-        lines["model"] = (f"{model['fingerprint']} ({model['size']}, {model['epochs']} epochs, trained {when}"
-                          + (f", validation segment retrieval {score:.3f}" if score is not None else "") + ")")
+        when = (
+            datetime.datetime.fromtimestamp(model["trained_at"]).strftime("%Y-%m-%d %H:%M")
+            if model["trained_at"]
+            else "?"
+        )
+        lines["model"] = (
+            f"{model['fingerprint']} ({model['size']}, {model['epochs']} epochs, trained {when}"
+            + (f", validation segment retrieval {score:.3f}" if score is not None else "")
+            + ")"
+        )
     embeddings = status["embeddings"]
-    lines["embeddings"] = "none (run `musimilar embed`)" if embeddings is None else (
-        f"{embeddings['count']} tracks, {embeddings['dim']}-d, "
-        + ("up to date" if embeddings["up_to_date"] else
-           "another model: run `musimilar embed`" if not embeddings["same_model"] else
-           f"{embeddings['tracks_not_embedded']} tracks not embedded: run `musimilar embed`"))
+    lines["embeddings"] = (
+        "none (run `musimilar embed`)"
+        if embeddings is None
+        else (
+            f"{embeddings['count']} tracks, {embeddings['dim']}-d, "
+            + (
+                "up to date"
+                if embeddings["up_to_date"]
+                else "another model: run `musimilar embed`"
+                if not embeddings["same_model"]
+                else f"{embeddings['tracks_not_embedded']} tracks not embedded: run `musimilar embed`"
+            )
+        )
+    )
     index = status["index"]
-    lines["index"] = "none (run `musimilar index`)" if index is None else (
-        f"{index['count']} tracks, {index['trees']} trees, "
-        + ("up to date" if index["up_to_date"] else
-           "another model: run `musimilar index`" if not index["same_model"] else
-           f"{index['tracks_differing']} tracks added, changed or removed since the build (searched exactly "
-           "meanwhile); `musimilar index` rebuilds it"))
+    lines["index"] = (
+        "none (run `musimilar index`)"
+        if index is None
+        else (
+            f"{index['count']} tracks, {index['trees']} trees, "
+            + (
+                "up to date"
+                if index["up_to_date"]
+                else "another model: run `musimilar index`"
+                if not index["same_model"]
+                else f"{index['tracks_differing']} tracks added, changed or removed since the build (searched exactly "
+                "meanwhile); `musimilar index` rebuilds it"
+            )
+        )
+    )
     return lines

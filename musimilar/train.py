@@ -92,19 +92,22 @@ def train(
 
 def _open_library(home: Home, settings: Settings) -> Library:
     from musimilar.convert import CACHE_KEY, cache_directory
-
     from musimilar.mel import preprocessing_fingerprint
 
     with Catalog(home.catalog_path) as catalog:
         if catalog.get_meta(CACHE_KEY) not in (None, preprocessing_fingerprint(settings.audio, settings.mel)):
-            raise NotReadyError(f"{home.root}: the spectrogram cache was made with other audio or mel settings: "
-                                "run `musimilar convert DIR` (or `musimilar train DIR`) to rebuild it")
+            raise NotReadyError(
+                f"{home.root}: the spectrogram cache was made with other audio or mel settings: "
+                "run `musimilar convert DIR` (or `musimilar train DIR`) to rebuild it"
+            )
         placements = catalog.placements()
         tracks = {track.id: track for track in catalog.tracks("ok")}
     ids = [track_id for track_id in sorted(placements) if track_id in tracks]
     if len(ids) < 2:
-        raise NotReadyError(f"{home.root}: {len(ids)} converted tracks; training needs at least 2 "
-                            "(run `musimilar convert DIR` or `musimilar train DIR`)")
+        raise NotReadyError(
+            f"{home.root}: {len(ids)} converted tracks; training needs at least 2 "
+            "(run `musimilar convert DIR` or `musimilar train DIR`)"
+        )
     by = settings.train.by
     names = [label_of(tracks[i], by) if by else None for i in ids]
     if settings.train.loss == "supcon" and not any(names):
@@ -118,15 +121,28 @@ def _open_library(home: Home, settings: Settings) -> Library:
 class _Run:
     """One training run's state; `fit` drives it."""
 
-    def __init__(self, home: Home, settings: Settings, library: Library, device: torch.device,
-                 ranks: distributed.Ranks, state: ResumeState | None, notify: Notify) -> None:
+    def __init__(
+        self,
+        home: Home,
+        settings: Settings,
+        library: Library,
+        device: torch.device,
+        ranks: distributed.Ranks,
+        state: ResumeState | None,
+        notify: Notify,
+    ) -> None:
         self.home, self.settings, self.library, self.device, self.ranks = home, settings, library, device, ranks
         self.notify = notify if ranks.is_main else (lambda text: None)
         train = settings.train
         torch.manual_seed(train.seed + ranks.rank)
-        self.crop_frames = max(16, round(settings.augment.crop_seconds * frames_per_second(settings.audio, settings.mel)))
-        self.train_rows, self.val_rows = (state.train_rows, state.val_rows) if state else split_tracks(
-            len(library.track_ids), train.val_fraction, train.seed)
+        self.crop_frames = max(
+            16, round(settings.augment.crop_seconds * frames_per_second(settings.audio, settings.mel))
+        )
+        self.train_rows, self.val_rows = (
+            (state.train_rows, state.val_rows)
+            if state
+            else split_tracks(len(library.track_ids), train.val_fraction, train.seed)
+        )
         self.batch_size = self._batch_size()
         self.model = ContrastiveModel(settings.model).to(device)
         if device.type == "cuda":
@@ -144,15 +160,20 @@ class _Run:
         if state is not None:
             state.restore(self)
         self.network = self._wrap()
-        self.validation = (validation_set(library.reader, [library.placements[r] for r in self.val_rows],
-                                          self.crop_frames) if len(self.val_rows) and ranks.is_main else None)
+        self.validation = (
+            validation_set(library.reader, [library.placements[r] for r in self.val_rows], self.crop_frames)
+            if len(self.val_rows) and ranks.is_main
+            else None
+        )
 
     def _batch_size(self) -> int:
         wanted = self.settings.train.batch_size
         count = len(self.train_rows)
         if count < wanted:
-            self.notify(f"the library has {count} training tracks, fewer than the batch size {wanted}: "
-                        f"batches of {count} (each track once per batch)")
+            self.notify(
+                f"the library has {count} training tracks, fewer than the batch size {wanted}: "
+                f"batches of {count} (each track once per batch)"
+            )
         size = min(wanted, count)
         return max(self.ranks.world, size - size % self.ranks.world)
 
@@ -205,16 +226,30 @@ class _Run:
         except KeyboardInterrupt:
             if self.ranks.is_main:
                 save_resume_state(self.home, self)
-                self.notify(f"training interrupted at epoch {self.epoch + 1}, step {self.step_in_epoch}: "
-                            "resume with `musimilar train --resume`")
+                self.notify(
+                    f"training interrupted at epoch {self.epoch + 1}, step {self.step_in_epoch}: "
+                    "resume with `musimilar train --resume`"
+                )
             raise
         rate = clips * self.ranks.world / max(self.elapsed, 1e-9)
         if self.ranks.is_main:
             self._recalibrate_batch_norm()
         model_path, fingerprint = publish_model(self.home, self) if self.ranks.is_main else ("", "")
         distributed.barrier()
-        return TrainReport(str(model_path), fingerprint, self.epoch, self.global_step, stopped, self.elapsed, rate,
-                           self.batch_size, len(self.train_rows), len(self.val_rows), str(self.device), self.history)
+        return TrainReport(
+            str(model_path),
+            fingerprint,
+            self.epoch,
+            self.global_step,
+            stopped,
+            self.elapsed,
+            rate,
+            self.batch_size,
+            len(self.train_rows),
+            len(self.val_rows),
+            str(self.device),
+            self.history,
+        )
 
     @torch.no_grad()
     def _recalibrate_batch_norm(self) -> None:
@@ -250,8 +285,14 @@ class _Run:
         losses: list[float] = []
         clips, started = 0, time.perf_counter()
         threads = self.settings.train.loader_workers
-        batches = load_in_background(self.library.reader, self.library.placements, plan[self.step_in_epoch :],
-                                     self.crop_frames, threads, pin_memory=self.device.type == "cuda")
+        batches = load_in_background(
+            self.library.reader,
+            self.library.placements,
+            plan[self.step_in_epoch :],
+            self.crop_frames,
+            threads,
+            pin_memory=self.device.type == "cuda",
+        )
         for batch in batches:
             losses.append(self._step(batch.views, self.library.labels[batch.rows.numpy()]))
             clips += len(batch.rows)
@@ -259,8 +300,16 @@ class _Run:
             self.global_step += 1
             if on_step is not None and self.ranks.is_main:
                 rate = clips / max(time.perf_counter() - started, 1e-9)
-                on_step(StepEvent(self.epoch + 1, self.settings.train.epochs, self.step_in_epoch, len(plan),
-                                  losses[-1], rate * self.ranks.world))
+                on_step(
+                    StepEvent(
+                        self.epoch + 1,
+                        self.settings.train.epochs,
+                        self.step_in_epoch,
+                        len(plan),
+                        losses[-1],
+                        rate * self.ranks.world,
+                    )
+                )
             if self._budget_spent():
                 break
         self.train_loss = float(np.mean(losses)) if losses else float("nan")
@@ -271,8 +320,11 @@ class _Run:
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
         first, second = (self.augmenter(v.to(self.device, non_blocking=True), self.view_generator) for v in views)
-        with torch.autocast(self.device.type, dtype=autocast_dtype(self.device) or torch.float32,
-                            enabled=autocast_dtype(self.device) is not None):
+        with torch.autocast(
+            self.device.type,
+            dtype=autocast_dtype(self.device) or torch.float32,
+            enabled=autocast_dtype(self.device) is not None,
+        ):
             _, z = self.network(torch.cat([first, second]))
         z1, z2 = z.float().chunk(2)
         label_tensor = torch.from_numpy(labels).to(self.device) if train.loss == "supcon" else None
@@ -289,11 +341,17 @@ class _Run:
         self.step_in_epoch = 0
         self.epoch_plan_state = self.next_plan_state
         if self.ranks.is_main:
-            record = {"epoch": self.epoch, "step": self.global_step, "train_loss": self.train_loss,
-                      "lr": self.learning_rate(), "elapsed_seconds": round(self.elapsed, 2)}
+            record = {
+                "epoch": self.epoch,
+                "step": self.global_step,
+                "train_loss": self.train_loss,
+                "lr": self.learning_rate(),
+                "elapsed_seconds": round(self.elapsed, 2),
+            }
             if self.validation is not None:
-                loss, top1 = validate(self.model, self.validation, self.device, self.settings.train.loss,
-                                      self.settings.train.temperature)
+                loss, top1 = validate(
+                    self.model, self.validation, self.device, self.settings.train.loss, self.settings.train.temperature
+                )
                 record.update(val_loss=loss, val_segment_top1=top1)
             self.history.append(record)
             _append_jsonl(self.home.metrics_log, record)

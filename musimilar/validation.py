@@ -56,7 +56,11 @@ def segment_top1(first: torch.Tensor, second: torch.Tensor, owners: torch.Tensor
 
 @torch.no_grad()
 def validate(
-    model: ContrastiveModel, data: ValidationSet, device: torch.device, loss: str, temperature: float,
+    model: ContrastiveModel,
+    data: ValidationSet,
+    device: torch.device,
+    loss: str,
+    temperature: float,
     batch_size: int = 64,
 ) -> tuple[float, float]:
     """(validation loss, segment retrieval top-1) with the model in eval mode."""

@@ -89,9 +89,16 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 # 4 s, whatever the default, let a 10 s clip give segment retrieval two non-overlapping crops.
 TRAINED_LIBRARY = {"styles": 4, "per_style": 8, "seconds": 10.0, "sample_rate": 22050}
 TRAINED_SETTINGS = {
-    "train.epochs": 4, "train.batch_size": 16, "train.crops_per_track": 4, "train.val_fraction": 0.0,
-    "train.device": "cpu", "train.loader_workers": 1, "model.size": "small",
-    "embed.crops": 4, "embed.crop_seconds": 4.0, "embed.device": "cpu",
+    "train.epochs": 4,
+    "train.batch_size": 16,
+    "train.crops_per_track": 4,
+    "train.val_fraction": 0.0,
+    "train.device": "cpu",
+    "train.loader_workers": 1,
+    "model.size": "small",
+    "embed.crops": 4,
+    "embed.crop_seconds": 4.0,
+    "embed.device": "cpu",
 }
 
 

@@ -192,8 +192,10 @@ def test_transaction_rolls_back_on_error(catalog: Catalog) -> None:
     with pytest.raises(RuntimeError):
         with catalog.transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('k', 'during')")
-            db.execute("INSERT INTO tracks (path, size, mtime_ns, fingerprint, added_at, updated_at)"
-                       " VALUES ('x.mp3', 1, 1, 'f', 0, 0)")
+            db.execute(
+                "INSERT INTO tracks (path, size, mtime_ns, fingerprint, added_at, updated_at)"
+                " VALUES ('x.mp3', 1, 1, 'f', 0, 0)"
+            )
             raise RuntimeError("interrupted")
     assert catalog.get_meta("k") == "before"
     assert catalog.tracks(status=None) == []

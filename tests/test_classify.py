@@ -78,8 +78,14 @@ def test_train_head_keeps_the_encoder_and_its_fingerprint(trained_home, home_wit
     assert tuple(head["weight"].shape) == (after.model.embedding_dim, 4) and tuple(head["bias"].shape) == (4,)
     archived = read_model_file(home.models_dir / f"model-{after.fingerprint}.pt")
     assert archived["fingerprint"] == after.fingerprint and set(archived["heads"]) == {"folder"}
-    assert head_report | {"model": ""} == {"by": "folder", "labels": 4, "tracks": 32, "training_accuracy": 1.0,
-                                           "model": "", "fingerprint": after.fingerprint}
+    assert head_report | {"model": ""} == {
+        "by": "folder",
+        "labels": 4,
+        "tracks": 32,
+        "training_accuracy": 1.0,
+        "model": "",
+        "fingerprint": after.fingerprint,
+    }
 
 
 def test_the_head_answers_for_its_label_and_the_vote_when_asked(home_with_head, new_clips) -> None:

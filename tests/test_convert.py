@@ -213,8 +213,13 @@ def test_bad_files_are_recorded_and_the_others_convert(bad_files: dict[str, Path
 
 def test_progress_is_reported_per_file(small_library: Path, tmp_path: Path) -> None:
     calls: list[tuple[int, int, str]] = []
-    convert(Home.open(tmp_path / "home"), [small_library], DEFAULTS, workers=1,
-            progress=lambda done, total, path: calls.append((done, total, path)))
+    convert(
+        Home.open(tmp_path / "home"),
+        [small_library],
+        DEFAULTS,
+        workers=1,
+        progress=lambda done, total, path: calls.append((done, total, path)),
+    )
     assert [(done, total) for done, total, _ in calls] == [(1, 4), (2, 4), (3, 4), (4, 4)]
     assert sorted(path for _, _, path in calls) == sorted(str(p.resolve()) for p in small_library.rglob("*.*"))
 
@@ -232,8 +237,11 @@ def test_converting_in_process_keeps_the_callers_thread_count(small_library: Pat
 def test_a_killed_run_resumes(synth_library, tmp_path: Path) -> None:
     directory, tracks = synth_library
     home = Home.open(tmp_path / "home")
-    run = subprocess.Popen([sys.executable, "-c", SLOW_CONVERT, str(home.root), str(directory)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = subprocess.Popen(
+        [sys.executable, "-c", SLOW_CONVERT, str(home.root), str(directory)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_for_first_commit(home, run)
     finally:

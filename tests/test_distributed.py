@@ -42,9 +42,26 @@ def test_two_processes_train_a_model_that_loads_and_embeds(synth_library: tuple[
     convert(home, [synth_library[0]], load_settings(config), workers=1)
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "MUSIMILAR_HOME": str(home.root)}
     completed = subprocess.run(
-        [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "musimilar", "train", "--config", str(config),
-         "--device", "cpu", "--no-index", "--format", "json"],
-        capture_output=True, text=True, timeout=600, env=environment,
+        [
+            torchrun,
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "musimilar",
+            "train",
+            "--config",
+            str(config),
+            "--device",
+            "cpu",
+            "--no-index",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=environment,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stdout.count('"fingerprint"') == 1  # only the main process reports

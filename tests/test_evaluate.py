@@ -65,8 +65,17 @@ def test_the_report_is_plain_json_with_every_figure(report) -> None:
         assert all(isinstance(data[part][figure], float) for figure in FIGURES)
     assert set(data["control"]) == {"model", "baseline"}
     assert set(data["control"]["model"]) == set(LABEL_FIGURES)
-    assert {"by", "k", "exclude_same", "tracks", "labels", "warnings", "segment_tracks",
-            "model_fingerprint", "seconds"} <= set(data)
+    assert {
+        "by",
+        "k",
+        "exclude_same",
+        "tracks",
+        "labels",
+        "warnings",
+        "segment_tracks",
+        "model_fingerprint",
+        "seconds",
+    } <= set(data)
 
 
 def test_excluding_the_album_removes_album_mates_from_the_neighbours(trained_home, tmp_path: Path) -> None:
@@ -106,8 +115,13 @@ def test_a_label_file_is_used_without_being_stored(trained_home, tmp_path: Path)
 def test_without_labels_segment_retrieval_is_still_measured(trained_home) -> None:
     home, _, _ = trained_home
     calls: list[tuple[int, int]] = []
-    report = evaluate(home, by="genre", sample=SEGMENT_SAMPLE, device_name="cpu",
-                      progress=lambda done, total: calls.append((done, total)))
+    report = evaluate(
+        home,
+        by="genre",
+        sample=SEGMENT_SAMPLE,
+        device_name="cpu",
+        progress=lambda done, total: calls.append((done, total)),
+    )
     assert all(report.model[figure] is None for figure in LABEL_FIGURES)
     assert all(report.model[figure] is not None for figure in SEGMENT_FIGURES)
     assert report.segment_tracks == SEGMENT_SAMPLE and calls[-1] == (2 * SEGMENT_SAMPLE, 2 * SEGMENT_SAMPLE)
@@ -118,8 +132,9 @@ def test_without_labels_segment_retrieval_is_still_measured(trained_home) -> Non
 def test_labels_with_few_tracks_are_named(trained_home, tmp_path: Path) -> None:
     home, _, tracks = trained_home
     labels = tmp_path / "labels.csv"
-    labels.write_text("path,label\n" + "".join(f"{t.path},{'rare' if i < 2 else 'common'}\n"
-                                                for i, t in enumerate(tracks)))
+    labels.write_text(
+        "path,label\n" + "".join(f"{t.path},{'rare' if i < 2 else 'common'}\n" for i, t in enumerate(tracks))
+    )
     report = evaluate(home, labels_csv=labels, sample=SEGMENT_SAMPLE, device_name="cpu")
     assert report.by == "label" and report.labels == {"common": 30, "rare": 2}
     assert "1 labels have fewer than 5 tracks, so their figures rest on very few examples: rare (2)" in report.warnings
@@ -147,12 +162,22 @@ def test_chance_average_precision_matches_the_mean_over_all_rankings() -> None:
     for exclude in (None, groups):
         expected = []
         for query in range(len(labels)):
-            candidates = [i for i in range(len(labels)) if i != query and (
-                exclude is None or exclude[i] != exclude[query] or exclude[query] == metrics.UNKNOWN_GROUP)]
+            candidates = [
+                i
+                for i in range(len(labels))
+                if i != query
+                and (exclude is None or exclude[i] != exclude[query] or exclude[query] == metrics.UNKNOWN_GROUP)
+            ]
             relevant = [labels[i] == labels[query] for i in candidates]
             if any(relevant):
-                expected.append(np.mean([average_precision([relevant[i] for i in order])
-                                         for order in permutations(range(len(candidates)))]))
+                expected.append(
+                    np.mean(
+                        [
+                            average_precision([relevant[i] for i in order])
+                            for order in permutations(range(len(candidates)))
+                        ]
+                    )
+                )
         assert chance_average_precision(labels, exclude) == pytest.approx(np.mean(expected))
 
 

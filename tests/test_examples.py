@@ -22,8 +22,13 @@ def environment(**extra: str) -> dict[str, str]:
     """The test's environment with this venv's `musimilar` and `python3` first on PATH, on one CPU thread."""
     bin_dir = str(Path(sys.executable).parent)
     inherited = {name: value for name, value in os.environ.items() if not name.startswith("MUSIMILAR_")}
-    return {**inherited, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "OMP_NUM_THREADS": "1",
-            "MUSIMILAR_EMBED_DEVICE": "cpu", **extra}
+    return {
+        **inherited,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        "OMP_NUM_THREADS": "1",
+        "MUSIMILAR_EMBED_DEVICE": "cpu",
+        **extra,
+    }
 
 
 def test_the_documented_examples_are_there() -> None:
@@ -44,7 +49,10 @@ def test_library_api_recommends_and_embeds_a_file(trained_home) -> None:
     query = tracks[0].path
     completed = subprocess.run(
         [sys.executable, str(EXAMPLES / "library_api.py"), str(home.root), str(query), "5"],
-        capture_output=True, text=True, timeout=300, env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment(),
     )
     assert completed.returncode == 0, completed.stderr
     lines = completed.stdout.splitlines()
@@ -64,7 +72,10 @@ def test_library_api_recommends_and_embeds_a_file(trained_home) -> None:
 def test_library_api_says_when_the_home_has_no_model(tmp_path: Path, trained_home) -> None:
     completed = subprocess.run(
         [sys.executable, str(EXAMPLES / "library_api.py"), str(tmp_path), str(trained_home[2][0].path)],
-        capture_output=True, text=True, timeout=300, env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment(),
     )
     assert completed.returncode == 5  # not ready, as the CLI
     assert "no trained model" in completed.stderr
@@ -85,9 +96,12 @@ def test_the_nightly_job_takes_in_new_files_rebuilds_the_index_and_writes_playli
 
     completed = subprocess.run(
         ["bash", str(EXAMPLES / "nightly.sh"), str(music), str(seeds), str(playlists)],
-        capture_output=True, text=True, timeout=300,
-        env=environment(MUSIMILAR_HOME=str(home), PLAYLIST_SIZE=str(PLAYLIST_SIZE), CONVERT_WORKERS="1",
-                        PYTHON=sys.executable),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment(
+            MUSIMILAR_HOME=str(home), PLAYLIST_SIZE=str(PLAYLIST_SIZE), CONVERT_WORKERS="1", PYTHON=sys.executable
+        ),
     )
 
     assert completed.returncode == 3, completed.stderr  # a file and a seed failed; the rest was done
@@ -103,8 +117,14 @@ def test_the_nightly_job_takes_in_new_files_rebuilds_the_index_and_writes_playli
         assert all(entry.is_file() for entry in entries) and seed.resolve() not in entries
     assert not list(playlists.glob(".*"))  # no temporary files left behind
 
-    info = subprocess.run(["musimilar", "info", "--format", "json"], capture_output=True, text=True, timeout=120,
-                          env=environment(MUSIMILAR_HOME=str(home)), check=True)
+    info = subprocess.run(
+        ["musimilar", "info", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment(MUSIMILAR_HOME=str(home)),
+        check=True,
+    )
     status = json.loads(info.stdout)
     assert status["tracks"]["ok"] == len(tracks) + len(new)
     assert [item["path"] for item in status["tracks"]["failures"]] == [str(music / "broken.mp3")]

@@ -31,12 +31,14 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
 
 
 def test_reads_relative_and_absolute_paths_and_several_columns(tmp_path: Path) -> None:
-    csv_file = write(tmp_path / "meta" / "labels.csv",
-                     "Path,Genre,artist,album\n"
-                     "../music/a.mp3,Jazz,Ann,First\n"
-                     "\n"
-                     f"{tmp_path / 'elsewhere' / 'b.flac'}, Rock ,,Second\n"
-                     '"../music/with, comma.wav",Pop,Cy,\n')
+    csv_file = write(
+        tmp_path / "meta" / "labels.csv",
+        "Path,Genre,artist,album\n"
+        "../music/a.mp3,Jazz,Ann,First\n"
+        "\n"
+        f"{tmp_path / 'elsewhere' / 'b.flac'}, Rock ,,Second\n"
+        '"../music/with, comma.wav",Pop,Cy,\n',
+    )
     assert read_label_csv(csv_file) == {
         (tmp_path / "music" / "a.mp3").resolve(): {"genre": "Jazz", "artist": "Ann", "album": "First"},
         (tmp_path / "elsewhere" / "b.flac").resolve(): {"genre": "Rock", "album": "Second"},
@@ -49,17 +51,20 @@ def test_reads_a_path_label_file_with_a_byte_order_mark(tmp_path: Path) -> None:
     assert read_label_csv(csv_file) == {(tmp_path / "a.wav").resolve(): {"label": "one"}}
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ("", "empty label file"),
-    ("file,genre\na.wav,x\n", "line 1: the header's first column must be 'path'"),
-    ("path\na.wav\n", "line 1: no label columns after 'path'"),
-    ("path,genre,Genre\na.wav,x,y\n", "line 1: column 'genre' appears twice"),
-    ("path,genre,\na.wav,x,y\n", "line 1: column 3 has no name"),
-    ("path,genre\na.wav,x\nb.wav\n", "line 3: expected 2 fields (path,genre), got 1"),
-    ("path,genre\n\na.wav,x,extra\n", "line 3: expected 2 fields (path,genre), got 3"),
-    ("path,genre\na.wav,x\n./a.wav,y\n", "line 3: ./a.wav is listed twice (first on line 2)"),
-    ("path,genre\n ,x\n", "line 2: empty path"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "empty label file"),
+        ("file,genre\na.wav,x\n", "line 1: the header's first column must be 'path'"),
+        ("path\na.wav\n", "line 1: no label columns after 'path'"),
+        ("path,genre,Genre\na.wav,x,y\n", "line 1: column 'genre' appears twice"),
+        ("path,genre,\na.wav,x,y\n", "line 1: column 3 has no name"),
+        ("path,genre\na.wav,x\nb.wav\n", "line 3: expected 2 fields (path,genre), got 1"),
+        ("path,genre\n\na.wav,x,extra\n", "line 3: expected 2 fields (path,genre), got 3"),
+        ("path,genre\na.wav,x\n./a.wav,y\n", "line 3: ./a.wav is listed twice (first on line 2)"),
+        ("path,genre\n ,x\n", "line 2: empty path"),
+    ],
+)
 def test_a_bad_label_file_is_one_line_naming_file_and_line(tmp_path: Path, text: str, problem: str) -> None:
     csv_file = write(tmp_path / "labels.csv", text)
     with pytest.raises(MusimilarError) as raised:

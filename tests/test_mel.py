@@ -29,8 +29,16 @@ def test_logmel_matches_librosa(style: str) -> None:
     librosa = pytest.importorskip("librosa")
     samples = music(style)
     power = librosa.feature.melspectrogram(
-        y=samples, sr=AUDIO.sample_rate, n_fft=MEL.n_fft, hop_length=MEL.hop_length, n_mels=MEL.n_mels,
-        fmin=MEL.f_min, fmax=MEL.f_max, power=2.0, center=True, pad_mode="constant",
+        y=samples,
+        sr=AUDIO.sample_rate,
+        n_fft=MEL.n_fft,
+        hop_length=MEL.hop_length,
+        n_mels=MEL.n_mels,
+        fmin=MEL.f_min,
+        fmax=MEL.f_max,
+        power=2.0,
+        center=True,
+        pad_mode="constant",
     )
     expected = librosa.power_to_db(power, ref=1.0, amin=MEL.amin, top_db=None)
 

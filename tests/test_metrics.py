@@ -182,8 +182,16 @@ def test_summarise_caps_k_and_keeps_stable_keys():
     vectors, labels = random_tracks(n=6, n_labels=2)
     summary = metrics.summarise(vectors, labels, k=10)
     assert summary["k"] == 5
-    assert set(summary) == {"tracks", "labels", "k", "precision_at_k", "chance_precision", "map",
-                            "knn_accuracy", "linear_probe_accuracy"}
+    assert set(summary) == {
+        "tracks",
+        "labels",
+        "k",
+        "precision_at_k",
+        "chance_precision",
+        "map",
+        "knn_accuracy",
+        "linear_probe_accuracy",
+    }
 
 
 def test_random_embeddings_and_shuffled_labels_score_near_chance():

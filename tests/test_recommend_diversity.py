@@ -27,8 +27,12 @@ def home(trained_home, tmp_path_factory: pytest.TempPathFactory) -> Home:
     copy = Home.open(Path(shutil.copytree(trained_home[0].root, tmp_path_factory.mktemp("diversity") / "home")))
     with Catalog(copy.catalog_path) as catalog:
         ids = [track.id for track in catalog.tracks()]
-        catalog.set_labels({track_id: {"artist": f"artist-{i % ARTISTS}", "album": f"album-{i // 2}"}
-                            for i, track_id in enumerate(ids)})
+        catalog.set_labels(
+            {
+                track_id: {"artist": f"artist-{i % ARTISTS}", "album": f"album-{i // 2}"}
+                for i, track_id in enumerate(ids)
+            }
+        )
     return copy
 
 
@@ -60,8 +64,7 @@ def test_at_most_one_per_artist_keeps_each_artists_best(home: Home, recommender:
     best_per_artist: dict[str, int] = {}
     for track_id in ranked_others(home, 5):
         best_per_artist.setdefault(labels[track_id]["artist"], track_id)
-    assert [r.track_id for r in results] == sorted(best_per_artist.values(),
-                                                   key=ranked_others(home, 5).index)
+    assert [r.track_id for r in results] == sorted(best_per_artist.values(), key=ranked_others(home, 5).index)
     assert [r.rank for r in results] == [1, 2, 3, 4]
 
 
@@ -87,8 +90,9 @@ def test_the_querys_album_can_be_left_out(home: Home, recommender: Recommender) 
     mates = [track_id for track_id, values in labels.items() if values["album"] == album and track_id != 7]
     everything = recommender.recommend(["7"], k=31, diversity=Diversity(duplicate_similarity=None))
     assert set(mates) <= {r.track_id for r in everything}
-    results = recommender.recommend(["7"], k=31, diversity=Diversity(exclude_same_album=True,
-                                                                     duplicate_similarity=None))
+    results = recommender.recommend(
+        ["7"], k=31, diversity=Diversity(exclude_same_album=True, duplicate_similarity=None)
+    )
     assert len(results) == 31 - len(mates)
     assert all(labels[r.track_id]["album"] != album for r in results)
 

@@ -70,7 +70,7 @@ def test_process_environment_is_read_by_default(monkeypatch: pytest.MonkeyPatch)
     ("text", "key", "problem"),
     [
         ("[train]\nepoch = 3\n", "train.epoch", "unknown key"),
-        ("[train]\nepochs = \"many\"\n", "train.epochs", "integer"),
+        ('[train]\nepochs = "many"\n', "train.epochs", "integer"),
         ("[mel]\nn_mels = 2\n", "mel.n_mels", "greater than or equal to 8"),
         ("[trian]\nepochs = 3\n", "trian", "unknown key"),
     ],
@@ -120,12 +120,14 @@ def test_combination_across_sources_is_checked(tmp_path: Path) -> None:
 
 
 def test_settings_as_toml_round_trips(tmp_path: Path) -> None:
-    settings = Settings.model_validate({
-        "mel": {"n_mels": 96, "f_min": 30.0, "f_max": 8000.0, "amin": 1e-10},
-        "augment": {"noise_snr_db": (12.5, 20.0), "per_view": 2},
-        "model": {"size": "base", "channels": (16, 32, 64)},
-        "train": {"by": 'my "genre" \\ label', "minutes": 2.5, "compile": True, "lr": 3e-4},
-    })
+    settings = Settings.model_validate(
+        {
+            "mel": {"n_mels": 96, "f_min": 30.0, "f_max": 8000.0, "amin": 1e-10},
+            "augment": {"noise_snr_db": (12.5, 20.0), "per_view": 2},
+            "model": {"size": "base", "channels": (16, 32, 64)},
+            "train": {"by": 'my "genre" \\ label', "minutes": 2.5, "compile": True, "lr": 3e-4},
+        }
+    )
 
     text = settings_as_toml(settings)
 

@@ -32,7 +32,9 @@ def centroid_and_onset_rate(samples: np.ndarray, sample_rate: int) -> np.ndarray
 def style_features() -> dict[str, np.ndarray]:
     """Features of 4 clips of 6 s per style: {style: [4, 2]}."""
     return {
-        name: np.stack([centroid_and_onset_rate(clip(name, seed, 6.0, FEATURE_RATE), FEATURE_RATE) for seed in range(4)])
+        name: np.stack(
+            [centroid_and_onset_rate(clip(name, seed, 6.0, FEATURE_RATE), FEATURE_RATE) for seed in range(4)]
+        )
         for name in style_names()
     }
 
@@ -127,7 +129,13 @@ def test_library_is_deterministic_and_each_clip_independent_of_the_others(tmp_pa
 def test_stereo_library_and_progress(tmp_path):
     calls = []
     tracks = write_library(
-        tmp_path, styles=1, per_style=2, seconds=1.0, formats=("flac",), stereo=True, progress=lambda *c: calls.append(c)
+        tmp_path,
+        styles=1,
+        per_style=2,
+        seconds=1.0,
+        formats=("flac",),
+        stereo=True,
+        progress=lambda *c: calls.append(c),
     )
     assert calls == [(1, 2), (2, 2)]
     assert all(soundfile.info(track.path).channels == 2 for track in tracks)

@@ -18,8 +18,15 @@ from musimilar.home import Home
 from musimilar.settings import load_settings
 from musimilar.train import train
 
-FAST = {"train.epochs": 2, "train.batch_size": 12, "train.crops_per_track": 2, "train.val_fraction": 0.25,
-        "augment.crop_seconds": 1.5, "model.channels": (8, 16, 32), "train.loader_workers": 1}
+FAST = {
+    "train.epochs": 2,
+    "train.batch_size": 12,
+    "train.crops_per_track": 2,
+    "train.val_fraction": 0.25,
+    "augment.crop_seconds": 1.5,
+    "model.channels": (8, 16, 32),
+    "train.loader_workers": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -109,14 +116,14 @@ def test_time_budget_ends_training_cleanly(converted_home: Home, tmp_path: Path)
 def test_small_library_lowers_the_batch_size_and_says_so(converted_home: Home, tmp_path: Path) -> None:
     home = copy_home(converted_home, tmp_path / "home")
     messages: list[str] = []
-    report = train(home, load_settings(flags={**FAST, "train.epochs": 1, "train.batch_size": 256}),
-                   notify=messages.append)
+    report = train(
+        home, load_settings(flags={**FAST, "train.epochs": 1, "train.batch_size": 256}), notify=messages.append
+    )
     assert report.batch_size == report.train_tracks
     assert any("fewer than the batch size" in m for m in messages)
 
 
 def test_supcon_uses_folder_labels(converted_home: Home, tmp_path: Path) -> None:
     home = copy_home(converted_home, tmp_path / "home")
-    report = train(home, load_settings(flags={**FAST, "train.epochs": 1, "train.loss": "supcon",
-                                              "train.by": "folder"}))
+    report = train(home, load_settings(flags={**FAST, "train.epochs": 1, "train.loss": "supcon", "train.by": "folder"}))
     assert np.isfinite(report.history[-1]["train_loss"])

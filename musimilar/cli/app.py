@@ -40,8 +40,9 @@ def handles_errors(function: F) -> F:
             render.errors().print(f"error: {error.message}", markup=False, style="red")
             raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
-            render.errors().print("interrupted: work done so far is saved; run the command again to continue",
-                                  markup=False)
+            render.errors().print(
+                "interrupted: work done so far is saved; run the command again to continue", markup=False
+            )
             raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper  # type: ignore[return-value]

@@ -16,8 +16,9 @@ from musimilar.cli.options import FormatOption, ReportFormat
 @app.command()
 @handles_errors
 def demo(
-    directory: Annotated[Optional[Path], typer.Argument(help="Where the demo library and home go.",
-                                                        show_default="./musimilar-demo")] = None,
+    directory: Annotated[
+        Optional[Path], typer.Argument(help="Where the demo library and home go.", show_default="./musimilar-demo")
+    ] = None,
     output: FormatOption = ReportFormat.table,
 ) -> None:
     """Synthesise a small library in several styles, then convert, train, embed, index and recommend on it."""
@@ -50,5 +51,6 @@ def _print_report(report: Any) -> None:
         f"same-style share of the recommendations: {report.same_style_share:.0%} "
         f"(chance {report.chance:.0%}); the demo home is {report.home} — try\n"
         f"  musimilar recommend {report.queries[0].path} --home {report.home}",
-        markup=False, highlight=False,
+        markup=False,
+        highlight=False,
     )

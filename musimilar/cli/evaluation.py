@@ -15,8 +15,9 @@ from musimilar.cli.library import load, open_home
 from musimilar.cli.options import ConfigOption, DeviceOption, FormatOption, HomeOption, ReportFormat
 from musimilar.errors import EXIT_PARTIAL
 
-labels_app = typer.Typer(help="Give tracks labels (genre, artist, album...) for evaluate and classify.",
-                         no_args_is_help=True)
+labels_app = typer.Typer(
+    help="Give tracks labels (genre, artist, album...) for evaluate and classify.", no_args_is_help=True
+)
 app.add_typer(labels_app, name="labels")
 
 UNMATCHED_SHOWN = 5
@@ -31,8 +32,12 @@ FIGURE_NAMES = {
 
 ByOption = Annotated[
     Optional[str],
-    typer.Option("--by", help="Label to judge by: genre, artist, album, folder, label or any label file column "
-                              "(default: label, else genre, else folder).", show_default=False),
+    typer.Option(
+        "--by",
+        help="Label to judge by: genre, artist, album, folder, label or any label file column "
+        "(default: label, else genre, else folder).",
+        show_default=False,
+    ),
 ]
 KOption = Annotated[int, typer.Option("--k", "-k", min=1, help="Neighbours each track is judged on.")]
 
@@ -47,17 +52,25 @@ class ExcludeSame(str, Enum):
 def evaluate(
     home: HomeOption = None,
     config: ConfigOption = None,
-    labels: Annotated[Optional[Path], typer.Option("--labels", help="Label file (CSV: path,genre,...) used for "
-                                                   "this evaluation only; `labels import` stores one.",
-                                                   show_default=False)] = None,
+    labels: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--labels",
+            help="Label file (CSV: path,genre,...) used for this evaluation only; `labels import` stores one.",
+            show_default=False,
+        ),
+    ] = None,
     by: ByOption = None,
     k: KOption = 10,
-    exclude_same: Annotated[Optional[ExcludeSame], typer.Option(help="Leave out each track's album (artist) "
-                                                                "mates from its neighbours.",
-                                                                show_default=False)] = None,
+    exclude_same: Annotated[
+        Optional[ExcludeSame],
+        typer.Option(help="Leave out each track's album (artist) mates from its neighbours.", show_default=False),
+    ] = None,
     control: Annotated[bool, typer.Option("--control", help="Add the shuffled-label control.")] = False,
-    sample: Annotated[Optional[int], typer.Option(min=0, help="Tracks in segment retrieval (default 500; 0: all).",
-                                                  show_default=False)] = None,
+    sample: Annotated[
+        Optional[int],
+        typer.Option(min=0, help="Tracks in segment retrieval (default 500; 0: all).", show_default=False),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the probe's split, the control and the sample.")] = 0,
     device: DeviceOption = None,
     output: FormatOption = ReportFormat.table,
@@ -68,14 +81,26 @@ def evaluate(
     library = open_home(home, create=False)
     settings = load(config, library, {"embed.device": device})
     with render.progress_bar("evaluate", "crops") as update:
-        report = evaluate_home(library, by, k, exclude_same.value if exclude_same else None, labels, seed, control,
-                               sample, settings.embed.device, progress=update)
+        report = evaluate_home(
+            library,
+            by,
+            k,
+            exclude_same.value if exclude_same else None,
+            labels,
+            seed,
+            control,
+            sample,
+            settings.embed.device,
+            progress=update,
+        )
     for text in report.warnings:
         render.warning(text)
     counts = list(report.labels.values())
     spread = f" ({min(counts)} to {max(counts)} tracks each)" if counts else ""
-    render.message(f"evaluate: {report.tracks} tracks with a '{report.by}' label, {len(report.labels)} labels"
-                   f"{spread}; segment retrieval on {report.segment_tracks} tracks; {report.seconds:.1f} s")
+    render.message(
+        f"evaluate: {report.tracks} tracks with a '{report.by}' label, {len(report.labels)} labels"
+        f"{spread}; segment retrieval on {report.segment_tracks} tracks; {report.seconds:.1f} s"
+    )
     if output == ReportFormat.json:
         render.print_json(report.as_dict())
     else:
@@ -108,13 +133,16 @@ def _figure(value: float | None) -> str:
 @app.command()
 @handles_errors
 def classify(
-    queries: Annotated[list[str], typer.Argument(help="Audio files or track ids, each answered on its own; '-' "
-                                                      "reads one query per stdin line.")],
+    queries: Annotated[
+        list[str],
+        typer.Argument(help="Audio files or track ids, each answered on its own; '-' reads one query per stdin line."),
+    ],
     by: ByOption = None,
     k: KOption = 10,
     top: Annotated[int, typer.Option(min=1, help="Labels listed per query.")] = 3,
-    vote: Annotated[bool, typer.Option("--vote", help="Ask the neighbours even when the model has a head for "
-                                                     "--by.")] = False,
+    vote: Annotated[
+        bool, typer.Option("--vote", help="Ask the neighbours even when the model has a head for --by.")
+    ] = False,
     home: HomeOption = None,
     config: ConfigOption = None,
     device: DeviceOption = None,
@@ -130,8 +158,9 @@ def classify(
         queries = [line.strip() for line in sys.stdin if line.strip()]
     library = open_home(home, create=False)
     settings = load(config, library, {"embed.device": device})
-    results = classify_queries(library, queries, by, k, top, use_head=not vote, keep_going=len(queries) > 1,
-                               device_name=settings.embed.device)
+    results = classify_queries(
+        library, queries, by, k, top, use_head=not vote, keep_going=len(queries) > 1, device_name=settings.embed.device
+    )
     for result in results:
         if result.error:
             render.message(f"error: {result.error}")
@@ -160,8 +189,13 @@ def _print_classes(results: list[Any]) -> None:
 @labels_app.command("import")
 @handles_errors
 def labels_import(
-    file: Annotated[Path, typer.Argument(help="CSV with a header: path and label columns (e.g. path,genre,artist); "
-                                              "paths absolute or relative to the file's folder.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV with a header: path and label columns (e.g. path,genre,artist); "
+            "paths absolute or relative to the file's folder."
+        ),
+    ],
     home: HomeOption = None,
     output: FormatOption = ReportFormat.table,
 ) -> None:
@@ -204,8 +238,10 @@ def report_import(library: Any, file: Path, mapping: Any) -> Any:
     from musimilar.labels import import_labels
 
     imported = import_labels(library, mapping)
-    render.message(f"labels: {imported.matched} of {imported.rows} rows of {file} matched a track; "
-                   f"columns {', '.join(imported.keys) or '(none set)'}")
+    render.message(
+        f"labels: {imported.matched} of {imported.rows} rows of {file} matched a track; "
+        f"columns {', '.join(imported.keys) or '(none set)'}"
+    )
     for path in imported.unmatched[:UNMATCHED_SHOWN]:
         render.message(f"  no such track in the catalog: {path}")
     if len(imported.unmatched) > UNMATCHED_SHOWN:
@@ -218,6 +254,8 @@ def report_head(library: Any, by: str) -> dict[str, Any]:
     from musimilar.classify import train_head
 
     head = train_head(library, by)
-    render.message(f"head: a '{by}' classifier over {head['labels']} labels, fit on {head['tracks']} tracks "
-                   f"(training accuracy {head['training_accuracy']:.3f}), stored in {head['model']}")
+    render.message(
+        f"head: a '{by}' classifier over {head['labels']} labels, fit on {head['tracks']} tracks "
+        f"(training accuracy {head['training_accuracy']:.3f}), stored in {head['model']}"
+    )
     return head

@@ -24,8 +24,9 @@ FAILURES_SHOWN = 5
 
 MaxSecondsOption = Annotated[
     Optional[float],
-    typer.Option("--max-seconds", help="Seconds kept per track (its middle part); caps the cache size.",
-                 show_default=False),
+    typer.Option(
+        "--max-seconds", help="Seconds kept per track (its middle part); caps the cache size.", show_default=False
+    ),
 ]
 
 
@@ -69,9 +70,14 @@ def convert(
     config: ConfigOption = None,
     workers: WorkersOption = None,
     max_seconds: MaxSecondsOption = None,
-    labels: Annotated[Optional[Path], typer.Option("--labels", help="Then store this label file's labels "
-                                                   "(CSV: path,genre,...; see `labels import`).",
-                                                   show_default=False)] = None,
+    labels: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--labels",
+            help="Then store this label file's labels (CSV: path,genre,...; see `labels import`).",
+            show_default=False,
+        ),
+    ] = None,
     output: FormatOption = ReportFormat.table,
 ) -> None:
     """Scan folders (recursively) and cache the log-mel spectrogram of every new or changed audio file.
@@ -102,7 +108,9 @@ def convert(
 
 @config_app.command("show")
 @handles_errors
-def config_show(home: HomeOption = None, config: ConfigOption = None, output: FormatOption = ReportFormat.table) -> None:
+def config_show(
+    home: HomeOption = None, config: ConfigOption = None, output: FormatOption = ReportFormat.table
+) -> None:
     """Print the effective settings (defaults < TOML file < MUSIMILAR_* environment)."""
     from musimilar.home import resolve_home
     from musimilar.settings import load_settings, settings_as_toml

@@ -10,20 +10,19 @@ import typer
 
 HomeOption = Annotated[
     Optional[Path],
-    typer.Option("--home", help="Library home (default: $MUSIMILAR_HOME, else the user data directory).",
-                 show_default=False),
+    typer.Option(
+        "--home", help="Library home (default: $MUSIMILAR_HOME, else the user data directory).", show_default=False
+    ),
 ]
 ConfigOption = Annotated[
     Optional[Path],
     typer.Option("--config", help="Settings TOML file (default: musimilar.toml in the home).", show_default=False),
 ]
 WorkersOption = Annotated[
-    Optional[int], typer.Option("--workers", min=1, help="Decoding processes (default: one per core).",
-                                show_default=False)
+    Optional[int],
+    typer.Option("--workers", min=1, help="Decoding processes (default: one per core).", show_default=False),
 ]
-DeviceOption = Annotated[
-    Optional[str], typer.Option("--device", help="auto, cpu, cuda or mps.", show_default=False)
-]
+DeviceOption = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda or mps.", show_default=False)]
 SourcesArgument = Annotated[
     Optional[list[Path]],
     typer.Argument(help="Audio folders or files to add first ('-' reads paths from stdin).", show_default=False),

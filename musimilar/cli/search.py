@@ -32,12 +32,15 @@ def embed(
     sources: SourcesArgument = None,
     home: HomeOption = None,
     config: ConfigOption = None,
-    model: Annotated[Optional[Path], typer.Option(help="Model file (default: the home's current model).",
-                                                  show_default=False)] = None,
-    shard: Annotated[Optional[str], typer.Option(help="Embed only slice I of N (I/N), for parallel jobs.",
-                                                 show_default=False)] = None,
-    merge: Annotated[bool, typer.Option("--merge", help="The arguments are shard folders: merge them into the "
-                                                         "home's embeddings.")] = False,
+    model: Annotated[
+        Optional[Path], typer.Option(help="Model file (default: the home's current model).", show_default=False)
+    ] = None,
+    shard: Annotated[
+        Optional[str], typer.Option(help="Embed only slice I of N (I/N), for parallel jobs.", show_default=False)
+    ] = None,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="The arguments are shard folders: merge them into the home's embeddings.")
+    ] = False,
     device: DeviceOption = None,
     workers: WorkersOption = None,
     output: FormatOption = ReportFormat.table,
@@ -52,8 +55,9 @@ def embed(
     settings = load(config, library, {"embed.device": device})
     part = parse_shard(shard) if shard else None
     summary: dict[str, Any] = {}
-    with library.exclusive("merge" if merge else f"embed {shard or ''}".strip(),
-                           scope=f"shard-{part[0]}-of-{part[1]}" if part else None):
+    with library.exclusive(
+        "merge" if merge else f"embed {shard or ''}".strip(), scope=f"shard-{part[0]}-of-{part[1]}" if part else None
+    ):
         if merge:
             summary = _merge(library, read_sources(sources))
         else:
@@ -77,8 +81,10 @@ def embed_reporting(library: Any, model: Path | None, shard: tuple[int, int] | N
 
     with render.progress_bar("embed", "tracks") as update:
         report = embed_library(library, model, shard, device, progress=update)
-    render.message(f"embed: {report.embedded} embedded, {report.reused} up to date, {report.removed} removed, "
-                   f"{len(report.failed)} failed in {report.seconds:.1f} s -> {report.directory}")
+    render.message(
+        f"embed: {report.embedded} embedded, {report.reused} up to date, {report.removed} removed, "
+        f"{len(report.failed)} failed in {report.seconds:.1f} s -> {report.directory}"
+    )
     for path, error in report.failed[:5]:
         render.message(f"  failed: {path}: {error}")
     summary = dataclasses.asdict(report)
@@ -103,8 +109,7 @@ def _merge(library: Any, folders: list[Path]) -> dict[str, Any]:
     merged = merge_tables(tables)
     save_embeddings(library.embeddings_dir, merged)
     render.message(f"embed: merged {len(folders)} shard folders: {len(merged)} tracks -> {library.embeddings_dir}")
-    return {"merged": len(folders), "tracks": len(merged), "model_fingerprint": merged.model_fingerprint,
-            "failed": []}
+    return {"merged": len(folders), "tracks": len(merged), "model_fingerprint": merged.model_fingerprint, "failed": []}
 
 
 @app.command()
@@ -112,8 +117,9 @@ def _merge(library: Any, folders: list[Path]) -> dict[str, Any]:
 def index(
     home: HomeOption = None,
     config: ConfigOption = None,
-    trees: Annotated[Optional[int], typer.Option(help="Annoy trees: more is slower to build, better recall.",
-                                                 show_default=False)] = None,
+    trees: Annotated[
+        Optional[int], typer.Option(help="Annoy trees: more is slower to build, better recall.", show_default=False)
+    ] = None,
     metric: Annotated[Optional[str], typer.Option(help="Distance (angular: cosine).", show_default=False)] = None,
     check: Annotated[bool, typer.Option("--check", help="Measure recall@10 against exact search.")] = False,
     output: FormatOption = ReportFormat.table,
@@ -143,10 +149,17 @@ def build_index_reporting(library: Any, settings: Any) -> dict[str, Any]:
     started = time.perf_counter()
     info = build_index(table, library.index_dir, settings.index.trees, settings.index.metric)
     seconds = time.perf_counter() - started
-    render.message(f"index: {info.count} tracks, {info.dim}-d, {info.trees} trees in {seconds:.1f} s "
-                   f"-> {library.index_dir}")
-    return {"count": info.count, "dim": info.dim, "trees": info.trees, "metric": info.metric,
-            "model_fingerprint": info.model_fingerprint, "seconds": round(seconds, 3)}
+    render.message(
+        f"index: {info.count} tracks, {info.dim}-d, {info.trees} trees in {seconds:.1f} s -> {library.index_dir}"
+    )
+    return {
+        "count": info.count,
+        "dim": info.dim,
+        "trees": info.trees,
+        "metric": info.metric,
+        "model_fingerprint": info.model_fingerprint,
+        "seconds": round(seconds, 3),
+    }
 
 
 def _check(library: Any, settings: Any) -> dict[str, Any]:
@@ -162,8 +175,10 @@ def _check(library: Any, settings: Any) -> dict[str, Any]:
     if searcher.mode != "annoy":
         raise NotReadyError(f"{library.root}: no index to check (run `musimilar index`)")
     recall = measure_recall(table, searcher, k=10)
-    render.message(f"index: recall@10 {recall:.3f} against exact search ({min(len(table), 1000)} sampled queries, "
-                   f"{searcher.delta_size} tracks outside the index)")
+    render.message(
+        f"index: recall@10 {recall:.3f} against exact search ({min(len(table), 1000)} sampled queries, "
+        f"{searcher.delta_size} tracks outside the index)"
+    )
     return {"recall_at_10": recall, "sample": min(len(table), 1000), "delta": searcher.delta_size}
 
 
@@ -178,18 +193,26 @@ class OutputFormat(str, Enum):
 @app.command()
 @handles_errors
 def recommend(
-    queries: Annotated[list[str], typer.Argument(help="Audio files or track ids (together: one seed); '-' reads "
-                                                      "one query per stdin line, each answered separately.")],
+    queries: Annotated[
+        list[str],
+        typer.Argument(
+            help="Audio files or track ids (together: one seed); '-' reads "
+            "one query per stdin line, each answered separately."
+        ),
+    ],
     k: Annotated[int, typer.Option("--k", "-k", min=1, help="How many recommendations.")] = 10,
     home: HomeOption = None,
     config: ConfigOption = None,
-    output: Annotated[OutputFormat, typer.Option("--format", help="table, json, csv, m3u or paths.")] =
-    OutputFormat.table,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="table, json, csv, m3u or paths.")
+    ] = OutputFormat.table,
     exclude_same_album: Annotated[bool, typer.Option(help="Leave out the query's album.")] = False,
-    max_per_artist: Annotated[Optional[int], typer.Option(min=1, help="At most N per artist.",
-                                                          show_default=False)] = None,
-    max_per_album: Annotated[Optional[int], typer.Option(min=1, help="At most N per album.",
-                                                         show_default=False)] = None,
+    max_per_artist: Annotated[
+        Optional[int], typer.Option(min=1, help="At most N per artist.", show_default=False)
+    ] = None,
+    max_per_album: Annotated[
+        Optional[int], typer.Option(min=1, help="At most N per album.", show_default=False)
+    ] = None,
     exact: Annotated[bool, typer.Option("--exact", help="Exact cosine search instead of the index.")] = False,
 ) -> None:
     """The tracks of the library that sound most like the query."""
@@ -199,8 +222,10 @@ def recommend(
     settings = load(config, library)
     recommender = Recommender(library, settings.index, exact=exact)
     if recommender.searcher.rebuild_due:
-        render.warning(f"{recommender.searcher.delta_size} tracks were embedded after the index was built: "
-                       "run `musimilar index` to rebuild it")
+        render.warning(
+            f"{recommender.searcher.delta_size} tracks were embedded after the index was built: "
+            "run `musimilar index` to rebuild it"
+        )
     diversity = Diversity(exclude_same_album, max_per_artist, max_per_album)
     if queries == ["-"]:
         answers = _answer_each(recommender, [line.strip() for line in sys.stdin if line.strip()], k, diversity)
@@ -239,8 +264,12 @@ def _print_results(results: list[Any], output: OutputFormat, title: str) -> None
 
 def _print_batch(answers: list[dict[str, Any]], output: OutputFormat) -> None:
     if output == OutputFormat.json:
-        render.print_json([{"query": a["query"], "results": [r.as_dict() for r in a["results"]],
-                            "error": a["error"]} for a in answers])
+        render.print_json(
+            [
+                {"query": a["query"], "results": [r.as_dict() for r in a["results"]], "error": a["error"]}
+                for a in answers
+            ]
+        )
     elif output == OutputFormat.csv:
         sys.stdout.write("".join(_csv_rows(a["results"], a["query"], header=i == 0) for i, a in enumerate(answers)))
     elif output == OutputFormat.m3u:

@@ -10,7 +10,6 @@ import typer
 from musimilar.cli import render
 from musimilar.cli.app import app, handles_errors, read_sources
 from musimilar.cli.library import convert_sources, load, open_home
-from musimilar.errors import EXIT_PARTIAL
 from musimilar.cli.options import (
     ConfigOption,
     DeviceOption,
@@ -20,6 +19,7 @@ from musimilar.cli.options import (
     SourcesArgument,
     WorkersOption,
 )
+from musimilar.errors import EXIT_PARTIAL
 
 
 @app.command()
@@ -32,21 +32,34 @@ def train(
     batch_size: Annotated[Optional[int], typer.Option(help="Pairs per step.", show_default=False)] = None,
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (AdamW).", show_default=False)] = None,
     loss: Annotated[Optional[str], typer.Option(help="ntxent, infonce or supcon.", show_default=False)] = None,
-    by: Annotated[Optional[str], typer.Option(help="Label for --loss supcon (folder, genre, artist, album...).",
-                                              show_default=False)] = None,
-    size: Annotated[Optional[str], typer.Option(help="Model size: small (the default, fits a laptop CPU), base or large (GPUs).",
-                                                show_default=False)] = None,
-    minutes: Annotated[Optional[float], typer.Option(help="Time budget: stop cleanly when it is spent.",
-                                                     show_default=False)] = None,
+    by: Annotated[
+        Optional[str],
+        typer.Option(help="Label for --loss supcon (folder, genre, artist, album...).", show_default=False),
+    ] = None,
+    size: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Model size: small (the default, fits a laptop CPU), base or large (GPUs).", show_default=False
+        ),
+    ] = None,
+    minutes: Annotated[
+        Optional[float], typer.Option(help="Time budget: stop cleanly when it is spent.", show_default=False)
+    ] = None,
     device: DeviceOption = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.", show_default=False)] = None,
-    compile_model: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the model.",
-                                                          show_default=False)] = None,
+    compile_model: Annotated[
+        Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the model.", show_default=False)
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the last interrupted run.")] = False,
     index: Annotated[bool, typer.Option("--index/--no-index", help="Embed and index the library afterwards.")] = True,
-    head: Annotated[Optional[str], typer.Option("--head", help="Then fit a classifier for this label (genre, "
-                                                "artist...) into the model file, for `classify`.",
-                                                show_default=False)] = None,
+    head: Annotated[
+        Optional[str],
+        typer.Option(
+            "--head",
+            help="Then fit a classifier for this label (genre, artist...) into the model file, for `classify`.",
+            show_default=False,
+        ),
+    ] = None,
     workers: WorkersOption = None,
     output: FormatOption = ReportFormat.table,
 ) -> None:
@@ -62,9 +75,18 @@ def train(
         raise typer.BadParameter("--head needs the library embedded with the new model: leave out --no-index")
     ranks = distributed.ranks_from_environment()
     library = open_home(home)
-    flags = {"train.epochs": epochs, "train.batch_size": batch_size, "train.lr": lr, "train.loss": loss,
-             "train.by": by, "model.size": size, "train.minutes": minutes, "train.device": device,
-             "train.seed": seed, "train.compile": compile_model}
+    flags = {
+        "train.epochs": epochs,
+        "train.batch_size": batch_size,
+        "train.lr": lr,
+        "train.loss": loss,
+        "train.by": by,
+        "model.size": size,
+        "train.minutes": minutes,
+        "train.device": device,
+        "train.seed": seed,
+        "train.compile": compile_model,
+    }
     settings = load(config, library, flags)
     with library.exclusive("train") if ranks.is_main else contextlib.nullcontext():
         paths = read_sources(sources)
@@ -75,15 +97,27 @@ def train(
             failed = convert_sources(library, paths, settings, workers).failed
         distributed.barrier()
         with render.progress_bar("train", "steps") as update:
-            report = train_model(library, settings, resume=resume, notify=render.message,
-                                 on_step=lambda e: update(e.step, e.steps, note=f"epoch {e.epoch}/{e.epochs} "
-                                                          f"loss {e.loss:.3f} {e.clips_per_second:.0f} clips/s"))
+            report = train_model(
+                library,
+                settings,
+                resume=resume,
+                notify=render.message,
+                on_step=lambda e: update(
+                    e.step,
+                    e.steps,
+                    note=f"epoch {e.epoch}/{e.epochs} loss {e.loss:.3f} {e.clips_per_second:.0f} clips/s",
+                ),
+            )
         if not ranks.is_main:
             return
-        render.message(f"train: {report.epochs} epochs, {report.steps} steps in {report.seconds:.0f} s "
-                       f"({report.stopped}); model {report.fingerprint} is now the home's current model")
-        summary: dict[str, Any] = {"train": _report_dict(report),
-                                   "convert_failed": [{"path": p, "error": e} for p, e in failed]}
+        render.message(
+            f"train: {report.epochs} epochs, {report.steps} steps in {report.seconds:.0f} s "
+            f"({report.stopped}); model {report.fingerprint} is now the home's current model"
+        )
+        summary: dict[str, Any] = {
+            "train": _report_dict(report),
+            "convert_failed": [{"path": p, "error": e} for p, e in failed],
+        }
         if index:
             render.message("embedding the library and building the index (skip with --no-index)")
             summary.update(embed_and_index(library, settings))

@@ -66,8 +66,9 @@ def test_version_and_help_do_not_import_torch() -> None:
 def test_version_and_help_are_fast() -> None:
     for arguments in (["--version"], ["--help"]):
         started = time.monotonic()
-        result = subprocess.run([sys.executable, "-m", "musimilar", *arguments], capture_output=True, text=True,
-                                timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "musimilar", *arguments], capture_output=True, text=True, timeout=120
+        )
         elapsed = time.monotonic() - started
         assert result.returncode == 0, result.stderr
         assert elapsed < STARTUP_SECONDS, f"musimilar {' '.join(arguments)} took {elapsed:.1f} s"
@@ -129,7 +130,8 @@ def test_failed_files_give_exit_code_3(runner: CliRunner, bad_files: dict[str, P
 def test_paths_from_stdin(runner: CliRunner, synth_library, tmp_path: Path) -> None:
     chosen = [track.path for track in synth_library[1][:2]]
     result = runner.invoke(
-        app, ["convert", "-", "--home", str(tmp_path / "home"), "--format", "json", "--workers", "1"],
+        app,
+        ["convert", "-", "--home", str(tmp_path / "home"), "--format", "json", "--workers", "1"],
         input="".join(f"{path}\n" for path in chosen) + "\n",
     )
     assert result.exit_code == EXIT_OK, result.output
@@ -177,8 +179,10 @@ def test_bad_config_is_one_line_and_exit_code_2(runner: CliRunner, synth_library
     bad.write_text("[train]\nepoch = 3\n")
     folder = small_folder(synth_library, tmp_path, count=1)
 
-    for arguments in (["config", "show", "--config", str(bad)],
-                      ["convert", str(folder), "--home", str(tmp_path / "home"), "--config", str(bad)]):
+    for arguments in (
+        ["config", "show", "--config", str(bad)],
+        ["convert", str(folder), "--home", str(tmp_path / "home"), "--config", str(bad)],
+    ):
         result = runner.invoke(app, arguments)
         assert result.exit_code == EXIT_USAGE, arguments
         assert result.stderr == f"error: {bad}: train.epoch: unknown key\n"
@@ -188,8 +192,12 @@ def test_bad_config_is_one_line_and_exit_code_2(runner: CliRunner, synth_library
 def test_bad_config_prints_no_traceback_from_the_real_entry_point(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[mel]\nn_mels = "many"\n')
-    result = subprocess.run([sys.executable, "-m", "musimilar", "config", "show", "--config", str(bad)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "musimilar", "config", "show", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == EXIT_USAGE
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert result.stderr.startswith(f"error: {bad}: mel.n_mels: ")

@@ -57,15 +57,38 @@ def test_evaluate_table_puts_model_and_baseline_side_by_side(runner: CliRunner, 
     home = trained_home[0].root
     result = runner.invoke(app, ["evaluate", "--home", str(home), "--k", "5", "--sample", "8", "--device", "cpu"])
     assert result.exit_code == EXIT_OK, result.output
-    for text in ("model", "baseline", "chance", "label precision@5", "mAP", "kNN accuracy", "linear probe",
-                 "segment top-1", "segment top-10"):
+    for text in (
+        "model",
+        "baseline",
+        "chance",
+        "label precision@5",
+        "mAP",
+        "kNN accuracy",
+        "linear probe",
+        "segment top-1",
+        "segment top-10",
+    ):
         assert text in result.stdout
     assert "warning" not in result.stderr
 
 
 def test_evaluate_warns_on_stderr_and_still_measures_segments(runner: CliRunner, trained_home) -> None:
-    result = runner.invoke(app, ["evaluate", "--home", str(trained_home[0].root), "--by", "genre", "--sample", "8",
-                                 "--format", "json", "--device", "cpu"])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--home",
+            str(trained_home[0].root),
+            "--by",
+            "genre",
+            "--sample",
+            "8",
+            "--format",
+            "json",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == EXIT_OK, result.output
     report = json.loads(result.stdout)
     assert report["model"]["precision_at_k"] is None and isinstance(report["model"]["top1"], float)
@@ -91,8 +114,9 @@ def test_classify_json_and_stdin_with_a_bad_line(runner: CliRunner, trained_home
     (answer,) = json.loads(result.stdout)
     assert answer["labels"][0]["label"] == tracks[0].style and answer["method"] == "vote"
     lines = f"{tracks[8].path}\n{tmp_path / 'absent.wav'}\n\n3\n"
-    result = runner.invoke(app, ["classify", "-", "--home", str(home.root), "--format", "json", "--top", "1"],
-                           input=lines)
+    result = runner.invoke(
+        app, ["classify", "-", "--home", str(home.root), "--format", "json", "--top", "1"], input=lines
+    )
     assert result.exit_code == EXIT_PARTIAL
     answers = json.loads(result.stdout)
     assert [len(a["labels"]) for a in answers] == [1, 0, 1]
@@ -136,8 +160,9 @@ def test_convert_with_labels_stores_them(runner: CliRunner, trained_home, tmp_pa
     techno = [t for t in tracks if t.style == "techno"]
     labels = style_csv(tmp_path / "labels.csv", techno[:3], column="artist")
     home = tmp_path / "home"
-    result = runner.invoke(app, ["convert", str(library / "techno"), "--home", str(home), "--labels", str(labels),
-                                 "--workers", "1"])
+    result = runner.invoke(
+        app, ["convert", str(library / "techno"), "--home", str(home), "--labels", str(labels), "--workers", "1"]
+    )
     assert result.exit_code == EXIT_OK, result.output
     assert "labels: 3 of 3 rows" in result.stderr
     with Catalog(home / "catalog.sqlite") as catalog:
@@ -148,8 +173,9 @@ def test_convert_with_labels_stores_them(runner: CliRunner, trained_home, tmp_pa
 def test_convert_checks_the_label_file_first(runner: CliRunner, trained_home, tmp_path: Path) -> None:
     bad = tmp_path / "labels.csv"
     bad.write_text("genre,path\n")
-    result = runner.invoke(app, ["convert", str(trained_home[1]), "--home", str(tmp_path / "home"),
-                                 "--labels", str(bad)])
+    result = runner.invoke(
+        app, ["convert", str(trained_home[1]), "--home", str(tmp_path / "home"), "--labels", str(bad)]
+    )
     assert result.exit_code == EXIT_ERROR and "line 1: the header's first column must be 'path'" in result.stderr
     assert not (tmp_path / "home" / "catalog.sqlite").exists()
 
@@ -158,11 +184,28 @@ def test_train_with_a_head_stores_it_in_the_new_model(runner: CliRunner, tmp_pat
     library = tmp_path / "music"
     write_library(library, styles=2, per_style=3, seconds=5.0)
     config = tmp_path / "musimilar.toml"
-    config.write_text("[train]\nepochs = 1\nbatch_size = 6\ncrops_per_track = 1\nval_fraction = 0.0\n"
-                      "device = \"cpu\"\n[embed]\ncrops = 2\ncrop_seconds = 2.0\ndevice = \"cpu\"\n")
+    config.write_text(
+        "[train]\nepochs = 1\nbatch_size = 6\ncrops_per_track = 1\nval_fraction = 0.0\n"
+        'device = "cpu"\n[embed]\ncrops = 2\ncrop_seconds = 2.0\ndevice = "cpu"\n'
+    )
     home = tmp_path / "home"
-    result = runner.invoke(app, ["train", str(library), "--home", str(home), "--config", str(config),
-                                 "--head", "folder", "--workers", "1", "--format", "json"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(library),
+            "--home",
+            str(home),
+            "--config",
+            str(config),
+            "--head",
+            "folder",
+            "--workers",
+            "1",
+            "--format",
+            "json",
+        ],
+    )
     assert result.exit_code == EXIT_OK, result.output
     summary = json.loads(result.stdout)
     model = load_model(home / "models" / "current.pt")
@@ -177,8 +220,7 @@ def test_train_head_needs_the_embedding_step(runner: CliRunner, tmp_path: Path) 
     assert "--head needs the library embedded" in result.output
 
 
-def test_labels_head_fits_a_head_the_vote_can_be_preferred_to(runner: CliRunner, trained_home,
-                                                              tmp_path: Path) -> None:
+def test_labels_head_fits_a_head_the_vote_can_be_preferred_to(runner: CliRunner, trained_home, tmp_path: Path) -> None:
     home = copy_home(trained_home, tmp_path)
     labels = style_csv(tmp_path / "labels.csv", trained_home[2])
     assert runner.invoke(app, ["labels", "import", str(labels), "--home", str(home)]).exit_code == EXIT_OK

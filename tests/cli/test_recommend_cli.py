@@ -104,8 +104,9 @@ def test_a_track_id_and_several_queries_work(trained: dict) -> None:
 def test_csv_m3u_and_paths_outputs_parse(trained: dict) -> None:
     query = str(trained["tracks"][0].path)
     home = str(trained["home"])
-    rows = list(csv.DictReader(io.StringIO(run("recommend", query, "--home", home, "--k", "3", "--format",
-                                               "csv").stdout)))
+    rows = list(
+        csv.DictReader(io.StringIO(run("recommend", query, "--home", home, "--k", "3", "--format", "csv").stdout))
+    )
     assert [int(row["rank"]) for row in rows] == [1, 2, 3]
     assert all(Path(row["path"]).is_file() for row in rows)
     m3u = run("recommend", query, "--home", home, "--k", "3", "--format", "m3u").stdout.splitlines()
@@ -117,8 +118,17 @@ def test_csv_m3u_and_paths_outputs_parse(trained: dict) -> None:
 
 def test_stdin_batch_answers_each_line_and_reports_failures(trained: dict, tmp_path: Path) -> None:
     queries = [str(trained["tracks"][1].path), str(tmp_path / "missing.mp3"), "2"]
-    result = run("recommend", "-", "--home", str(trained["home"]), "--k", "2", "--format", "json",
-                 stdin="\n".join(queries) + "\n")
+    result = run(
+        "recommend",
+        "-",
+        "--home",
+        str(trained["home"]),
+        "--k",
+        "2",
+        "--format",
+        "json",
+        stdin="\n".join(queries) + "\n",
+    )
     assert result.exit_code == EXIT_PARTIAL
     answers = json.loads(result.stdout)
     assert [a["query"] for a in answers] == queries
@@ -168,14 +178,28 @@ def test_a_stale_index_is_detected_with_a_rebuild_hint(trained: dict, tmp_path: 
     manifest = json.loads(sidecar.read_text())
     manifest["model_fingerprint"] = "0" * 16
     sidecar.write_text(json.dumps(manifest))
-    result = run("recommend", str(trained["tracks"][0].path), "--home", str(home), "--config",
-                 str(_config_with(tmp_path, "[index]\nexact_below = 0\n")))
+    result = run(
+        "recommend",
+        str(trained["tracks"][0].path),
+        "--home",
+        str(home),
+        "--config",
+        str(_config_with(tmp_path, "[index]\nexact_below = 0\n")),
+    )
     assert result.exit_code == EXIT_NOT_READY
     assert "musimilar index" in result.stderr
     rebuilt = run("index", "--home", str(home))
     assert rebuilt.exit_code == 0, rebuilt.output
-    again = run("recommend", str(trained["tracks"][0].path), "--home", str(home), "--format", "json",
-                "--config", str(_config_with(tmp_path, "[index]\nexact_below = 0\n")))
+    again = run(
+        "recommend",
+        str(trained["tracks"][0].path),
+        "--home",
+        str(home),
+        "--format",
+        "json",
+        "--config",
+        str(_config_with(tmp_path, "[index]\nexact_below = 0\n")),
+    )
     assert again.exit_code == 0, again.output
 
 
