@@ -26,7 +26,7 @@ from musimilar.losses import contrastive_loss
 from musimilar.mel import frames_per_second
 from musimilar.resume import ResumeState, load_resume_state, publish_model, save_epoch_model, save_resume_state
 from musimilar.settings import Settings
-from musimilar.validation import split_tracks, validate, validation_set
+from musimilar.validation import DISTRACTOR_TRACKS, split_tracks, validate, validation_set
 
 Notify = Callable[[str], None]
 RECALIBRATION_CROPS = 2048  # crops that re-estimate the batch-norm statistics of the shipped model
@@ -161,7 +161,12 @@ class _Run:
             state.restore(self)
         self.network = self._wrap()
         self.validation = (
-            validation_set(library.reader, [library.placements[r] for r in self.val_rows], self.crop_frames)
+            validation_set(
+                library.reader,
+                [library.placements[r] for r in self.val_rows],
+                self.crop_frames,
+                [library.placements[r] for r in self.train_rows[:DISTRACTOR_TRACKS]],
+            )
             if len(self.val_rows) and ranks.is_main
             else None
         )
