@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -34,18 +33,6 @@ runner = CliRunner()
 codes = [runner.invoke(app, arguments).exit_code for arguments in (["--help"], ["--version"], ["convert", "--help"])]
 print(codes, "torch" in sys.modules, "torchaudio" in sys.modules)
 """
-
-
-@pytest.fixture(autouse=True)
-def no_musimilar_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("MUSIMILAR_"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
 
 
 def small_folder(synth_library, tmp_path: Path, count: int = 3) -> Path:

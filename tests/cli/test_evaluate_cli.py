@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from musimilar.catalog import Catalog
@@ -16,18 +14,6 @@ from musimilar.cli.app import app
 from musimilar.errors import EXIT_ERROR, EXIT_NOT_READY, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 from musimilar.evaluate import FIGURES, LABEL_FIGURES
 from musimilar.synth import write_library
-
-
-@pytest.fixture(autouse=True)
-def no_musimilar_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("MUSIMILAR_"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
 
 
 def copy_home(trained_home, tmp_path: Path) -> Path:
