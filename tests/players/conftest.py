@@ -1,0 +1,115 @@
+"""Real music servers and players, started by the tests on loopback over a synthesised library.
+
+Each fixture starts its program in a temporary folder with a free 127.0.0.1 port, waits until it answers, and
+stops it (and removes everything) afterwards: no process is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from musimilar.synth import write_library
+
+BIN = Path(sys.executable).parent  # console scripts of the test environment (supysonic-cli, beet)
+START_SECONDS = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}: {log.read_text(errors='replace')}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing answers on 127.0.0.1:{port} after {START_SECONDS:.0f} s: {log.read_text()}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def start(command: list[str], cwd: Path, port: int, log: Path) -> subprocess.Popen:
+    """Start a server in a process group of its own (so stopping it stops its children too)."""
+    with open(log, "wb") as stream:
+        process = subprocess.Popen(command, cwd=cwd, stdout=stream, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_port(port, process, log)
+    except BaseException:
+        stop(process)
+        raise
+    return process
+
+
+@pytest.fixture(scope="session")
+def player_music(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 styles x 3 clips of 3 s (mp3, flac, ogg): the music folder the servers and players scan."""
+    folder = tmp_path_factory.mktemp("player-music")
+    write_library(folder, styles=3, per_style=3, seconds=3.0, sample_rate=22050, formats=("mp3", "flac", "ogg"))
+    return folder
+
+
+@dataclass
+class Supysonic:
+    url: str
+    user: str
+    password: str
+    music: Path
+    process: subprocess.Popen
+    folder: Path
+
+    def stop(self) -> None:
+        stop(self.process)
+
+
+def _supysonic_cli(folder: Path, *arguments: str) -> None:
+    subprocess.run([str(BIN / "supysonic-cli"), *arguments], cwd=folder, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def supysonic(tmp_path_factory: pytest.TempPathFactory, player_music: Path) -> Iterator[Supysonic]:
+    """A real Supysonic (Subsonic API) on 127.0.0.1 with user alice and the scanned `player_music` folder."""
+    folder = tmp_path_factory.mktemp("supysonic")
+    (folder / "supysonic.conf").write_text(
+        f"[base]\ndatabase_uri = sqlite:///{folder}/supysonic.db\n"
+        f"[webapp]\ncache_dir = {folder}/cache\nmount_webui = no\nlog_level = WARNING\n"
+        f"[daemon]\nsocket = {folder}/daemon.sock\nrun_watcher = no\n",
+        encoding="utf-8",
+    )
+    _supysonic_cli(folder, "user", "add", "alice", "-p", "open sesame")
+    _supysonic_cli(folder, "folder", "add", "music", str(player_music))
+    _supysonic_cli(folder, "folder", "scan", "music", "-f")
+    port = free_port()
+    command = [str(BIN / "supysonic-server"), "-S", "waitress", "-h", "127.0.0.1", "-p", str(port)]
+    process = start(command, folder, port, folder / "server.log")
+    server = Supysonic(f"http://127.0.0.1:{port}", "alice", "open sesame", player_music, process, folder)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
