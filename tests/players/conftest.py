@@ -113,3 +113,74 @@ def supysonic(tmp_path_factory: pytest.TempPathFactory, player_music: Path) -> I
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass
+class Mpd:
+    host: str
+    port: int
+    music: Path
+    config: Path
+    process: subprocess.Popen
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def client(self):  # noqa: ANN201 - an mpd.MPDClient
+        import mpd
+
+        client = mpd.MPDClient()
+        client.timeout = 10
+        client.connect(self.host, self.port)
+        return client
+
+    def stop(self) -> None:
+        stop(self.process)
+
+    def restart(self) -> None:
+        self.process = _start_mpd(self.config, self.port)
+
+
+def _start_mpd(config: Path, port: int) -> subprocess.Popen:
+    return start(["mpd", "--no-daemon", "--stderr", str(config)], config.parent, port, config.parent / "stderr.log")
+
+
+def _update_database(mpd_server: Mpd) -> None:
+    client = mpd_server.client()
+    try:
+        client.update()
+        deadline = time.monotonic() + START_SECONDS
+        while "updating_db" in client.status() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        client.disconnect()
+
+
+@pytest.fixture
+def mpd_server(tmp_path: Path, player_music: Path) -> Iterator[Mpd]:
+    """A real MPD on 127.0.0.1 with a null audio output, its database updated from `player_music`."""
+    if shutil.which("mpd") is None:
+        pytest.fail("mpd is not installed (apt-get install -y mpd; .ci/run installs it)")
+    folder = tmp_path / "mpd"
+    (folder / "playlists").mkdir(parents=True)
+    port = free_port()
+    config = folder / "mpd.conf"
+    config.write_text(
+        f'music_directory "{player_music}"\n'
+        f'playlist_directory "{folder}/playlists"\n'
+        f'db_file "{folder}/database"\n'
+        f'log_file "{folder}/log"\n'
+        'bind_to_address "127.0.0.1"\n'
+        f'port "{port}"\n'
+        'auto_update "no"\n'
+        'zeroconf_enabled "no"\n'
+        'audio_output {\n  type "null"\n  name "silence"\n}\n',
+        encoding="utf-8",
+    )
+    server = Mpd("127.0.0.1", port, player_music, config, _start_mpd(config, port))
+    try:
+        _update_database(server)
+        yield server
+    finally:
+        server.stop()
