@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -41,6 +44,21 @@ def warning(text: str) -> None:
 def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
     sys.stdout.flush()
+
+
+@contextmanager
+def stdout_to(path: Path | None) -> Iterator[None]:
+    """Send what is printed as data to `path`, written atomically when the block succeeds; stdout when None."""
+    if path is None:
+        yield
+        return
+    from musimilar.home import atomic_write_text
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        yield
+    atomic_write_text(Path(path).expanduser(), buffer.getvalue())
+    message(f"wrote {path}")
 
 
 class RateColumn(TextColumn):

@@ -19,11 +19,15 @@ from musimilar.cli.options import (
     DeviceOption,
     FormatOption,
     HomeOption,
+    OutOption,
+    RelativeToOption,
     ReportFormat,
     SourcesArgument,
     WorkersOption,
+    playlist_folder,
 )
 from musimilar.errors import EXIT_PARTIAL, MusimilarError
+from musimilar.playlists import entries_for, playlist_text
 
 
 @app.command()
@@ -187,6 +191,7 @@ class OutputFormat(str, Enum):
     json = "json"
     csv = "csv"
     m3u = "m3u"
+    xspf = "xspf"
     paths = "paths"
 
 
@@ -204,8 +209,10 @@ def recommend(
     home: HomeOption = None,
     config: ConfigOption = None,
     output: Annotated[
-        OutputFormat, typer.Option("--format", help="table, json, csv, m3u or paths.")
+        OutputFormat, typer.Option("--format", help="table, json, csv, m3u (extended M3U8), xspf or paths.")
     ] = OutputFormat.table,
+    out: OutOption = None,
+    relative_to: RelativeToOption = None,
     exclude_same_album: Annotated[bool, typer.Option(help="Leave out the query's album.")] = False,
     max_per_artist: Annotated[
         Optional[int], typer.Option(min=1, help="At most N per artist.", show_default=False)
@@ -227,14 +234,17 @@ def recommend(
             "run `musimilar index` to rebuild it"
         )
     diversity = Diversity(exclude_same_album, max_per_artist, max_per_album)
+    relative_to = relative_to or playlist_folder(settings)
     if queries == ["-"]:
         answers = _answer_each(recommender, [line.strip() for line in sys.stdin if line.strip()], k, diversity)
-        _print_batch(answers, output)
+        with render.stdout_to(out):
+            _print_batch(answers, output, relative_to)
         if any(answer["error"] for answer in answers):
             raise typer.Exit(EXIT_PARTIAL)
         return
     results = recommender.recommend(queries, k, diversity)
-    _print_results(results, output, " + ".join(queries))
+    with render.stdout_to(out):
+        print_results(results, output, " + ".join(queries), relative_to)
 
 
 def _answer_each(recommender: Any, lines: list[str], k: int, diversity: Any) -> list[dict[str, Any]]:
@@ -249,20 +259,20 @@ def _answer_each(recommender: Any, lines: list[str], k: int, diversity: Any) -> 
     return answers
 
 
-def _print_results(results: list[Any], output: OutputFormat, title: str) -> None:
+def print_results(results: list[Any], output: OutputFormat, title: str, relative_to: Path | None = None) -> None:
     if output == OutputFormat.json:
         render.print_json([r.as_dict() for r in results])
     elif output == OutputFormat.csv:
         sys.stdout.write(_csv_rows(results, None, header=True))
-    elif output == OutputFormat.m3u:
-        sys.stdout.write("#EXTM3U\n" + _m3u_entries(results))
+    elif output in (OutputFormat.m3u, OutputFormat.xspf):
+        sys.stdout.write(playlist_text(output.value, entries_for(r.path for r in results), relative_to, title))
     elif output == OutputFormat.paths:
         sys.stdout.write("".join(f"{r.path}\n" for r in results))
     else:
         _print_table(results, title)
 
 
-def _print_batch(answers: list[dict[str, Any]], output: OutputFormat) -> None:
+def _print_batch(answers: list[dict[str, Any]], output: OutputFormat, relative_to: Path | None) -> None:
     if output == OutputFormat.json:
         render.print_json(
             [
@@ -272,8 +282,9 @@ def _print_batch(answers: list[dict[str, Any]], output: OutputFormat) -> None:
         )
     elif output == OutputFormat.csv:
         sys.stdout.write("".join(_csv_rows(a["results"], a["query"], header=i == 0) for i, a in enumerate(answers)))
-    elif output == OutputFormat.m3u:
-        sys.stdout.write("#EXTM3U\n" + "".join(f"# {a['query']}\n" + _m3u_entries(a["results"]) for a in answers))
+    elif output in (OutputFormat.m3u, OutputFormat.xspf):
+        results = [r for a in answers for r in a["results"]]  # one playlist of every answer, in order
+        sys.stdout.write(playlist_text(output.value, entries_for(r.path for r in results), relative_to))
     else:
         for answer in answers:
             if output == OutputFormat.paths:
@@ -297,10 +308,6 @@ def _csv_rows(results: list[Any], query: str | None, header: bool) -> str:
         row = [r.rank, r.track_id, r.path, f"{r.similarity:.6f}", json.dumps(r.labels, ensure_ascii=False)]
         writer.writerow(([query] if query is not None else []) + row)
     return buffer.getvalue()
-
-
-def _m3u_entries(results: list[Any]) -> str:
-    return "".join(f"#EXTINF:-1,{Path(r.path).stem}\n{r.path}\n" for r in results)
 
 
 def _print_table(results: list[Any], title: str) -> None:
