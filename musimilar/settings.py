@@ -190,7 +190,6 @@ class MpdSettings(_NoSecrets):
     """The MPD that `musimilar radio --mpd` follows."""
 
     password_variable: ClassVar[str] = "MUSIMILAR_MPD_PASSWORD"
-    address: str | None = Field(None, description="HOST:PORT or the path of MPD's socket, e.g. 127.0.0.1:6600")
     music_directory: str | None = Field(None, description="MPD's music_directory as this machine sees it")
     keep: int = Field(5, ge=1, le=500, description="tracks kept queued after the current one")
 
