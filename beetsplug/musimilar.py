@@ -85,7 +85,9 @@ class MusimilarPlugin(BeetsPlugin):
         try:
             library = self._library(create=True)
             converted = library.convert(files)
-            self._log.info("converted {} new files ({} failed)", len(files), len(converted.failed))
+            self._log.info(
+                "{} imported files: {} converted, {} failed", len(files), converted.converted, len(converted.failed)
+            )
             embedded = library.embed()
             self._log.info("embedded {} tracks", embedded.embedded)
         except NotReadyError as error:

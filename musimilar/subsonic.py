@@ -29,6 +29,9 @@ CLIENT_TOO_NEW = 20
 WRONG_CREDENTIALS = 40
 TOKEN_UNSUPPORTED = 41
 NOT_FOUND = 70
+# How a server that cannot check tokens answers one: "p" is missing (Supysonic), the API is older than 1.13, or
+# token authentication is not supported for this user (LDAP).
+TOKEN_REFUSALS = (MISSING_PARAMETER, CLIENT_TOO_NEW, TOKEN_UNSUPPORTED)
 
 
 class SubsonicApiError(MusimilarError):
@@ -52,16 +55,11 @@ class SubsonicClient:
         self._password = password
         self.timeout = timeout
         self._use_token = True
+        self._token_accepted = False  # once a call succeeds with a token, errors are never taken for auth trouble
 
     def ping(self) -> None:
-        """Check the server and the credentials; settles the authentication method for the next calls."""
-        try:
-            self.call("ping")
-        except SubsonicApiError as error:
-            if error.code not in (MISSING_PARAMETER, CLIENT_TOO_NEW, TOKEN_UNSUPPORTED) or not self._use_token:
-                raise
-            self._use_token = False
-            self.call("ping")
+        """Check the server and the credentials (and settle the authentication method)."""
+        self.call("ping")
 
     def call(self, endpoint: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """POST one API call (form-encoded, so long song lists fit); the `subsonic-response` body on success."""
@@ -79,9 +77,13 @@ class SubsonicClient:
         if answer.get("status") != "ok":
             error = answer.get("error") or {}
             code, text = int(error.get("code", 0)), str(error.get("message", "unknown error"))
+            if self._use_token and not self._token_accepted and code in TOKEN_REFUSALS:
+                self._use_token = False  # a server that cannot check tokens: send the password instead
+                return self.call(endpoint, params)
             if code == WRONG_CREDENTIALS:
                 raise AuthenticationError(f"{self.url}: the server refused user {self.user!r}: {text}")
             raise SubsonicApiError(self.url, code, text)
+        self._token_accepted = self._use_token
         return answer
 
     def _auth(self) -> list[tuple[str, str]]:
