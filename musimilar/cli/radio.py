@@ -139,7 +139,7 @@ def _follow_mpd(
         folder,
         lambda from_seeds, seen_tracks, count: [Path(r.path) for r in next_tracks(from_seeds, seen_tracks, count)],
         keep=keep or settings.keep,
-        seeds=[Path(s) for s in seeds if not s.isdigit()],
+        seeds=_seed_files(library, seeds),
         seen=[Path(s) for s in seen],
         password=os.environ.get("MUSIMILAR_MPD_PASSWORD"),
         notify=render.message,
@@ -177,6 +177,21 @@ def path(
     results = library.path(start, end, steps=steps, diversity=diversity)
     with render.stdout_to(out):
         print_results(results, output, f"from {start} to {end}", relative_to or _folder(library))
+
+
+def _seed_files(library: Any, seeds: list[str]) -> list[Path]:
+    """The files of the seeds (MPD queues files): a track id becomes its catalog path."""
+    files = []
+    with library.catalog() as catalog:
+        for seed in seeds:
+            if seed.isdigit() and not Path(seed).exists():
+                track = catalog.track(int(seed))
+                if track is None:
+                    raise MusimilarError(f"{seed}: no track with this id in the catalog")
+                files.append(Path(track.path))
+            else:
+                files.append(Path(seed))
+    return files
 
 
 def _folder(library: Any) -> Path | None:
