@@ -111,11 +111,11 @@ class MpdRadio:
     def top_up(self) -> list[str]:
         """Append tracks until `keep` follow the current one; the URIs added."""
         status = self._mpd("status")
-        queue = [entry["file"] for entry in self._mpd("playlistinfo")]
         current = int(status["song"]) if "song" in status else -1
-        missing = self.keep - (len(queue) - current - 1)
-        if missing <= 0:
+        missing = self.keep - (int(status.get("playlistlength", 0)) - current - 1)
+        if missing <= 0:  # the usual case of a poll: the queue itself is not read
             return []
+        queue = [entry["file"] for entry in self._mpd("playlistinfo")]
         self._remember_played([self.music_directory / uri for uri in queue[: max(current, 0) + 1]])
         seen = sorted(self.seen | set(self.history) | {self.music_directory / uri for uri in queue})
         added = []
