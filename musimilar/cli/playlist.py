@@ -11,26 +11,15 @@ from typing import Annotated, Any, Optional
 import typer
 
 from musimilar.cli import render
-from musimilar.cli.app import app, handles_errors
+from musimilar.cli.common import handles_errors, open_library
+from musimilar.cli.listing import ExcludeSameAlbumOption, MaxPerAlbumOption, MaxPerArtistOption, diversity_of
 from musimilar.cli.options import ConfigOption, FormatOption, HomeOption, ReportFormat
-from musimilar.cli.radio import (
-    ExcludeSameAlbumOption,
-    MaxPerAlbumOption,
-    MaxPerArtistOption,
-    SeenOption,
-    diversity_of,
-    open_library,
-    read_seen,
-)
+from musimilar.cli.radio import SeenOption, read_seen
 from musimilar.errors import EXIT_PARTIAL, SettingsError
 
 PASSWORD_VARIABLE = "MUSIMILAR_SUBSONIC_PASSWORD"
 
-playlist_app = typer.Typer(help="Playlists on music servers.", no_args_is_help=True)
-app.add_typer(playlist_app, name="playlist")
 
-
-@playlist_app.command()
 @handles_errors
 def push(
     name: Annotated[str, typer.Argument(help="The playlist's name on the server (replaced if it exists).")],

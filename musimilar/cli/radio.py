@@ -9,7 +9,16 @@ from typing import Annotated, Any, Optional
 import typer
 
 from musimilar.cli import render
-from musimilar.cli.app import app, handles_errors
+from musimilar.cli.common import handles_errors, open_library
+from musimilar.cli.listing import (
+    ExcludeSameAlbumOption,
+    ListFormat,
+    ListFormatOption,
+    MaxPerAlbumOption,
+    MaxPerArtistOption,
+    diversity_of,
+    print_results,
+)
 from musimilar.cli.options import (
     ConfigOption,
     HomeOption,
@@ -17,32 +26,12 @@ from musimilar.cli.options import (
     RelativeToOption,
     playlist_folder,
 )
-from musimilar.cli.search import OutputFormat, print_results
 from musimilar.errors import EXIT_INTERRUPTED, EXIT_PARTIAL, MusimilarError
 
-ListFormatOption = Annotated[
-    OutputFormat, typer.Option("--format", help="table, json, csv, m3u (extended M3U8), xspf or paths.")
-]
-ExcludeSameAlbumOption = Annotated[bool, typer.Option(help="Leave out the seeds' albums.")]
-MaxPerArtistOption = Annotated[Optional[int], typer.Option(min=1, help="At most N per artist.", show_default=False)]
-MaxPerAlbumOption = Annotated[Optional[int], typer.Option(min=1, help="At most N per album.", show_default=False)]
 SeenOption = Annotated[
     Optional[Path],
     typer.Option("--seen", help="A playlist or list of files already played: never repeated.", show_default=False),
 ]
-
-
-def open_library(home: Path | None, config: Path | None, create: bool = False) -> Any:
-    from musimilar.home import resolve_home
-    from musimilar.library import Library
-
-    return Library.open(resolve_home(home), create=create, config=config)
-
-
-def diversity_of(exclude_same_album: bool, max_per_artist: int | None, max_per_album: int | None) -> Any:
-    from musimilar.library import Diversity
-
-    return Diversity(exclude_same_album, max_per_artist, max_per_album)
 
 
 def read_seen(path: Path | None) -> list[str]:
@@ -51,7 +40,6 @@ def read_seen(path: Path | None) -> list[str]:
     return [str(track) for track in read_m3u(path)] if path is not None else []
 
 
-@app.command()
 @handles_errors
 def radio(
     seeds: Annotated[
@@ -80,7 +68,7 @@ def radio(
     once: Annotated[bool, typer.Option("--once", help="With --mpd: top the queue up once and exit.")] = False,
     home: HomeOption = None,
     config: ConfigOption = None,
-    output: ListFormatOption = OutputFormat.table,
+    output: ListFormatOption = ListFormat.table,
     out: OutOption = None,
     relative_to: RelativeToOption = None,
     exclude_same_album: ExcludeSameAlbumOption = False,
@@ -91,7 +79,7 @@ def radio(
 
     With --mpd, exit code 6 when MPD cannot be reached (--once) and 130 after Ctrl-C.
     """
-    library = open_library(home, config)
+    library = open_library(home, config, create=False)
     diversity = diversity_of(exclude_same_album, max_per_artist, max_per_album)
     history, already = list(seeds or []), read_seen(seen)
 
@@ -156,7 +144,6 @@ def _follow_mpd(
         raise typer.Exit(EXIT_PARTIAL)
 
 
-@app.command()
 @handles_errors
 def path(
     start: Annotated[str, typer.Argument(help="The first track: an audio file or a track id.")],
@@ -164,7 +151,7 @@ def path(
     steps: Annotated[int, typer.Option("--steps", "-n", min=1, help="Tracks between START and END.")] = 10,
     home: HomeOption = None,
     config: ConfigOption = None,
-    output: ListFormatOption = OutputFormat.table,
+    output: ListFormatOption = ListFormat.table,
     out: OutOption = None,
     relative_to: RelativeToOption = None,
     exclude_same_album: ExcludeSameAlbumOption = False,
@@ -172,7 +159,7 @@ def path(
     max_per_album: MaxPerAlbumOption = None,
 ) -> None:
     """A path of tracks from START to END, each close to its point on the way."""
-    library = open_library(home, config)
+    library = open_library(home, config, create=False)
     diversity = diversity_of(exclude_same_album, max_per_artist, max_per_album)
     results = library.path(start, end, steps=steps, diversity=diversity)
     with render.stdout_to(out):
