@@ -81,7 +81,7 @@ def main() -> None:
 
 def _register_commands() -> None:
     """Each command module adds its commands to `app` when imported (they import nothing heavy at the top)."""
-    from musimilar.cli import demo, evaluation, library, search, training  # noqa: F401
+    from musimilar.cli import demo, evaluation, library, search, serve, training  # noqa: F401
 
 
 _register_commands()

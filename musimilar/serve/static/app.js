@@ -276,8 +276,7 @@ async function start() {
   wire();
   await loadPage();
   const status = await api("/api/status");
-  const tracks = status.tracks ? status.tracks.ok : "?";
-  $("#status-line").textContent = `${tracks} tracks · ${(status.summary || []).length ? "" : ""}home ${status.home}`;
+  $("#status-line").textContent = `${status.tracks ? status.tracks.ok : "?"} tracks · home ${status.home}`;
 }
 
 start().catch(showError);
