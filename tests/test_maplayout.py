@@ -69,3 +69,11 @@ def test_the_payload_codes_labels_and_drops_tracks_gone_from_the_catalog(tmp_pat
     assert payload["labels"]["folder"] == {"values": ["rock", "jazz"], "codes": [0, 1, 0]}
     assert payload["labels"]["artist"] == {"values": ["X"], "codes": [0, -1, -1]}
     assert payload["names"][0] == "X – a" and "variance" in payload["caption"]
+
+
+def test_umap_without_its_extra_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "umap", None)  # as if umap-learn were not installed
+    with pytest.raises(MusimilarError, match=r"musimilar\[map\]"):
+        library_layout(tmp_path, table_of(30), "umap")

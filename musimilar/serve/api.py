@@ -99,25 +99,28 @@ async def similar(
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
 ) -> list[dict[str, Any]]:
     """The k tracks most like the seeds taken together: `musimilar recommend ID... --format json`."""
-    _check_ids(state, seed)
     queries, rules = [str(s) for s in seed], diversity.as_diversity()
-    results = await state.call(lambda library: library.recommend(queries, k=k, diversity=rules))
+    results = await state.call(
+        lambda library: _check_ids(state, seed) or library.recommend(queries, k=k, diversity=rules)
+    )
     return [r.as_dict() for r in results]
 
 
 @router.post("/radio")
 async def radio(state: State, body: RadioRequest) -> list[dict[str, Any]]:
     """The next `count` tracks of a radio after `seeds` and the tracks already played (`seen`)."""
-    _check_ids(state, body.seeds)
     results = await state.call(
-        lambda library: library.radio(
-            [str(s) for s in body.seeds],
-            count=body.count,
-            seen=[str(s) for s in body.seen],
-            diversity=body.as_diversity(),
-            randomness=body.randomness,
-            rng_seed=body.rng_seed,
-            avoid=[str(s) for s in body.avoid],
+        lambda library: (
+            _check_ids(state, body.seeds)
+            or library.radio(
+                [str(s) for s in body.seeds],
+                count=body.count,
+                seen=[str(s) for s in body.seen],
+                diversity=body.as_diversity(),
+                randomness=body.randomness,
+                rng_seed=body.rng_seed,
+                avoid=[str(s) for s in body.avoid],
+            )
         )
     )
     return [r.as_dict() for r in results]
@@ -132,9 +135,12 @@ async def path(
     steps: Annotated[int, Query(ge=1, le=MAX_PATH_STEPS)] = 10,
 ) -> list[dict[str, Any]]:
     """`steps` tracks from `start` to `end`: `musimilar path START END --format json`."""
-    _check_ids(state, [start, end])
     rules = diversity.as_diversity()
-    results = await state.call(lambda library: library.path(str(start), str(end), steps=steps, diversity=rules))
+    results = await state.call(
+        lambda library: (
+            _check_ids(state, [start, end]) or library.path(str(start), str(end), steps=steps, diversity=rules)
+        )
+    )
     return [r.as_dict() for r in results]
 
 
@@ -197,6 +203,7 @@ def _track_or_404(state: ServerState, track_id: int) -> browse.TrackEntry:
 
 
 def _check_ids(state: ServerState, track_ids: list[int]) -> None:
+    """404 for the first id that is not a converted track (on a library worker: it queries the catalog)."""
     found = browse.get_tracks(state.catalog(), list(dict.fromkeys(track_ids)))
     missing = [t for t in track_ids if t not in found]
     if missing:
