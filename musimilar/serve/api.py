@@ -157,11 +157,16 @@ def playlist(state: State, track: Annotated[list[int], Query(min_length=1, max_l
 
 
 @router.get("/map")
-def library_map(state: State, method: str = "pca") -> Response:
+def library_map(state: State, request: Request, method: str = "pca") -> Response:
     """The map's points (see musimilar.mapview.MapPayload), computed once per set of embeddings."""
+    import gzip
+
     from musimilar.serve.mapping import map_json
 
-    return Response(map_json(state, method), media_type="application/json")
+    compressed = map_json(state, method)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(compressed, media_type="application/json", headers={"Content-Encoding": "gzip"})
+    return Response(gzip.decompress(compressed), media_type="application/json")
 
 
 @router.post("/upload")

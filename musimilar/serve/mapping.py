@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 
@@ -13,10 +14,11 @@ from musimilar.mapview import map_payload
 from musimilar.serve.state import ServerState
 
 _computing = threading.Lock()  # one layout computed at a time; the others wait and then find it cached
+GZIP_LEVEL = 6  # the payload is compressed once per layout, not per request
 
 
 def map_json(state: ServerState, method: str) -> bytes:
-    """The JSON of `/api/map` for the embeddings on disk now (recomputed only when they change)."""
+    """The gzipped JSON of `/api/map` for the embeddings on disk now (recomputed only when they change)."""
     table = load_embeddings(state.home_root / "embeddings")
     if table is None or len(table) == 0:
         raise NotReadyError(f"{state.home_root}: no embeddings yet, so no map (run `musimilar embed`)")
@@ -32,5 +34,6 @@ def map_json(state: ServerState, method: str) -> bytes:
         tracks = browse.get_tracks(state.catalog(), layout.track_ids.tolist())
         payload = map_payload(layout, tracks).as_dict()
         encoded = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        state.store_map(method, layout.key, encoded)
-        return encoded
+        compressed = gzip.compress(encoded, GZIP_LEVEL)
+        state.store_map(method, layout.key, compressed)
+        return compressed

@@ -179,21 +179,12 @@ function drawMap() {
   const data = state.mapData;
   const key = $("#map-colour").value;
   const coded = key ? data.labels[key] : null;
-  const traces = [];
-  const groups = coded ? coded.values.map((value, code) => [value, code]) : [["tracks", null]];
-  if (coded && coded.codes.includes(-1)) groups.push(["(none)", -1]);
-  for (const [value, code] of groups) {
-    const index = [];
-    for (let i = 0; i < data.count; i++) if (code === null || coded.codes[i] === code) index.push(i);
-    traces.push({
-      type: "scattergl", mode: "markers", name: String(value),
-      x: index.map((i) => data.x[i]), y: index.map((i) => data.y[i]),
-      text: index.map((i) => data.names[i]), customdata: index.map((i) => data.track_ids[i]),
-      hovertemplate: "%{text}<extra></extra>", marker: { size: data.count > 20000 ? 3 : 7, opacity: 0.8 },
-    });
-  }
+  const traces = groupPoints(data, coded).map(({ name, x, y, text, ids }) => ({
+    type: "scattergl", mode: "markers", name, x, y, text, customdata: ids,
+    hovertemplate: "%{text}<extra></extra>", marker: { size: data.count > 20000 ? 3 : 7, opacity: 0.8 },
+  }));
   const layout = {
-    margin: { l: 20, r: 10, t: 10, b: 20 }, dragmode: "pan", showlegend: groups.length <= 30,
+    margin: { l: 20, r: 10, t: 10, b: 20 }, dragmode: "pan", showlegend: traces.length <= 30,
     xaxis: { showticklabels: false, zeroline: false }, yaxis: { showticklabels: false, zeroline: false },
   };
   const plot = $("#map-plot");
@@ -207,6 +198,18 @@ function drawMap() {
     plot.on("plotly_selected", (event) => selectOnMap(event ? event.points.map((p) => p.customdata) : []));
   }
   plot.dataset.ready = "1";
+}
+
+// One trace per label value (a legend entry each), filled in one pass over the points.
+function groupPoints(data, coded) {
+  const names = coded ? [...coded.values.map(String), "(none)"] : ["tracks"];
+  const groups = names.map((name) => ({ name, x: [], y: [], text: [], ids: [] }));
+  for (let i = 0; i < data.count; i++) {
+    const code = coded ? coded.codes[i] : 0;
+    const group = groups[code < 0 ? groups.length - 1 : code];
+    group.x.push(data.x[i]); group.y.push(data.y[i]); group.text.push(data.names[i]); group.ids.push(data.track_ids[i]);
+  }
+  return groups.filter((group) => group.x.length > 0);
 }
 
 function selectOnMap(ids) {
