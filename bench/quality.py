@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from musimilar import metrics
-from musimilar.cache import CacheReader
+from musimilar.cache import CacheReader, cache_directory
 from musimilar.catalog import Catalog
-from musimilar.convert import cache_directory, convert
-from musimilar.embed import crop_frames, embed_library, encode_crops, open_model, track_crops
+from musimilar.embed import embedding_crop_frames, encode_crops, open_model, track_crops
 from musimilar.embeddings import load_embeddings
 from musimilar.home import Home
+from musimilar.library import Library
 from musimilar.mel import frames_per_second
 from musimilar.settings import load_settings
 
@@ -47,17 +47,15 @@ def main() -> None:
 
     paths, labels = read_manifest(args.devset)
     flags = {"train.minutes": args.minutes, "train.epochs": 1000, **parse_sets(args.set)}
-    home = Home.open(args.home.resolve())
-    settings = load_settings(flags=flags)
-    convert(home, [args.devset / "audio"], settings)
-    if not args.reuse_model:
-        from musimilar.train import train
-
+    library = Library.open(args.home.resolve(), flags=flags)
+    if args.reuse_model:
+        library.convert([args.devset / "audio"])
+        library.embed()
+    else:
         started = time.perf_counter()
-        report = train(home, settings, notify=print)
+        report = library.train([args.devset / "audio"], notify=print).train
         print(f"trained {report.epochs} epochs, {report.steps} steps in {time.perf_counter() - started:.0f} s")
-    embed_library(home)
-    figures = score(home, paths, labels)
+    figures = score(library.home, paths, labels)
     print_table(figures)
     if args.json:
         args.json.write_text(json.dumps({"settings": flags, "figures": figures}, indent=2))
@@ -84,7 +82,7 @@ def score(home: Home, paths: list[Path], labels: np.ndarray) -> dict[str, dict[s
     with Catalog(home.catalog_path) as catalog:
         ids = [catalog.track_by_path(p).id for p in paths]
         placements = catalog.placements()
-    reader = CacheReader(cache_directory(home, settings), settings.mel.n_mels)
+    reader = CacheReader(cache_directory(home, settings.audio, settings.mel), settings.mel.n_mels)
     logmels = [reader.read(placements[i]) for i in ids]
     names = sorted(set(labels))
     held_out = set(names[2::3])
@@ -119,7 +117,7 @@ def segment_features(model, logmels: list[np.ndarray], fps: float) -> dict[str, 
     import torch
 
     size = int(SEGMENT_SECONDS * fps)
-    length = crop_frames(model)
+    length = embedding_crop_frames(model)
     firsts, seconds, stats_first, stats_second = [], [], [], []
     for logmel in logmels:
         middle = logmel.shape[1] // 2

@@ -102,9 +102,11 @@ class Placement:
 
 
 class Catalog:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, check_same_thread: bool = True) -> None:
         self.path = path
-        self.connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        self.connection = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=check_same_thread
+        )
         self.connection.row_factory = sqlite3.Row
         try:
             self.connection.execute("PRAGMA journal_mode=WAL")

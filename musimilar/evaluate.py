@@ -18,13 +18,14 @@ import numpy as np
 import torch
 
 from musimilar import metrics
-from musimilar.cache import CacheReader
+from musimilar.cache import CACHE_KEY, CacheReader, cache_directory
 from musimilar.catalog import Placement, Track
 from musimilar.checkpoint import LoadedModel
-from musimilar.devices import autocast_dtype
+from musimilar.devices import autocast
 from musimilar.errors import MusimilarError, NotReadyError
-from musimilar.home import Home
 from musimilar.labels import default_by, known_keys, label_of, read_label_csv, with_labels
+from musimilar.mel import preprocessing_fingerprint
+from musimilar.ready import ReadyHome
 
 LABEL_FIGURES = ("precision_at_k", "map", "knn_accuracy", "linear_probe_accuracy")
 SEGMENT_FIGURES = ("top1", "top10")
@@ -79,7 +80,7 @@ class _Library:
 
 
 def evaluate(
-    home: Home,
+    ready: ReadyHome,
     by: str | None = None,
     k: int = 10,
     exclude_same: str | None = None,
@@ -87,10 +88,9 @@ def evaluate(
     seed: int = 0,
     control: bool = False,
     sample: int | None = None,
-    device_name: str = "auto",
     progress: Progress | None = None,
 ) -> EvaluationReport:
-    """Evaluate the home's current model and its stored embeddings against the tracks' labels.
+    """Evaluate the ready home's model and its stored embeddings against the tracks' labels.
 
     `by` defaults to "label", else "genre", else "folder" (see labels.default_by). `labels_csv` lays a label
     file over the stored labels for this evaluation only. `sample` caps the tracks of segment retrieval (None:
@@ -102,7 +102,7 @@ def evaluate(
         raise MusimilarError(f"--exclude-same {exclude_same}: choose {' or '.join(EXCLUDE_KEYS)}")
     if k < 1:
         raise MusimilarError(f"--k {k}: must be at least 1")
-    library = _open_library(home, labels_csv, device_name)
+    library = _open_library(ready, labels_csv)
     report = EvaluationReport(
         by or default_by(library.tracks),
         k,
@@ -116,24 +116,14 @@ def evaluate(
     return report
 
 
-def _open_library(home: Home, labels_csv: Path | None, device_name: str) -> _Library:
-    from musimilar.convert import CACHE_KEY
-    from musimilar.mel import preprocessing_fingerprint
-    from musimilar.recommend import Recommender
-    from musimilar.settings import IndexSettings
-
-    recommender = Recommender(home, IndexSettings(), exact=True, device=device_name)  # checks model and embeddings
-    model, table = recommender.model, recommender.table
-    try:
-        cache_key = preprocessing_fingerprint(model.audio, model.mel)
-        if recommender.catalog.get_meta(CACHE_KEY) != cache_key:
-            raise NotReadyError(
-                f"{home.root}: the spectrogram cache was made with other audio or mel settings than "
-                "the current model (train a model on it with `musimilar train`)"
-            )
-        converted, placements = recommender.catalog.tracks("ok"), recommender.catalog.placements()
-    finally:
-        recommender.close()
+def _open_library(ready: ReadyHome, labels_csv: Path | None) -> _Library:
+    model, table, catalog = ready.model, ready.table, ready.catalog
+    if catalog.get_meta(CACHE_KEY) != preprocessing_fingerprint(model.audio, model.mel):
+        raise NotReadyError(
+            f"{ready.home.root}: the spectrogram cache was made with other audio or mel settings than "
+            "the current model (train a model on it with `musimilar train`)"
+        )
+    converted, placements = catalog.tracks("ok"), catalog.placements()
     warnings = []
     if labels_csv is not None:
         converted, unmatched = with_labels(converted, read_label_csv(labels_csv))
@@ -146,8 +136,8 @@ def _open_library(home: Home, labels_csv: Path | None, device_name: str) -> _Lib
             "out (run `musimilar embed`)"
         )
     vectors = np.asarray(table.vectors[table.rows_of([t.id for t in tracks])], dtype=np.float32)
-    reader = CacheReader(home.cache_dir / cache_key, model.mel.n_mels)
-    return _Library(model, recommender.device, tracks, vectors, [placements[t.id] for t in tracks], reader, warnings)
+    reader = CacheReader(cache_directory(ready.home, model.audio, model.mel), model.mel.n_mels)
+    return _Library(model, ready.device, tracks, vectors, [placements[t.id] for t in tracks], reader, warnings)
 
 
 def _label_figures(report: EvaluationReport, library: _Library, seed: int, control: bool) -> None:
@@ -167,7 +157,7 @@ def _label_figures(report: EvaluationReport, library: _Library, seed: int, contr
     most_common = max(report.labels.values()) / len(labels)
     report.chance.update(
         precision_at_k=summary["chance_precision"],
-        map=chance_average_precision(labels, groups),
+        map=metrics.chance_average_precision(labels, groups),
         knn_accuracy=most_common,
         linear_probe_accuracy=most_common,
     )
@@ -218,33 +208,6 @@ def _groups(tracks: list[Track], key: str | None, warnings: list[str]) -> np.nda
     return np.array([codes[name] if name else metrics.UNKNOWN_GROUP for name in names], dtype=np.int64)
 
 
-def chance_average_precision(labels: np.ndarray, groups: np.ndarray | None = None) -> float:
-    """Expected mAP of rankings drawn at random, over the queries mAP counts (those with a relevant candidate).
-
-    A query with M candidates, R of them relevant, expects AP = (H_M + (R - 1) / (M - 1) * (M - H_M)) / M, where
-    H_M = 1 + 1/2 + ... + 1/M: a relevant item at place n has an expected precision of (1 + (n - 1)(R - 1) /
-    (M - 1)) / n, and any place holds one with probability R / M. Candidates exclude the query's group.
-    """
-    codes, _ = metrics.encode_labels(labels)
-    candidates = np.full(len(codes), len(codes) - 1)
-    relevant = np.bincount(codes)[codes] - 1
-    if groups is not None:
-        known = groups != metrics.UNKNOWN_GROUP
-        _, group_of, group_sizes = np.unique(groups, return_inverse=True, return_counts=True)
-        _, pair_of, pair_sizes = np.unique(
-            np.stack([groups, codes], 1), axis=0, return_inverse=True, return_counts=True
-        )
-        candidates -= np.where(known, group_sizes[group_of.reshape(-1)] - 1, 0)
-        relevant -= np.where(known, pair_sizes[pair_of.reshape(-1)] - 1, 0)
-    answerable = relevant > 0
-    if not answerable.any():
-        return float("nan")
-    m, r = candidates[answerable].astype(np.float64), relevant[answerable].astype(np.float64)
-    harmonic = np.cumsum(1.0 / np.arange(1, m.max() + 1))[m.astype(np.int64) - 1]  # H_M of each query
-    spread = np.divide(r - 1, m - 1, out=np.zeros_like(m), where=m > 1)
-    return float(((harmonic + spread * (m - harmonic)) / m).mean())
-
-
 def _baseline_vectors(library: _Library, rows: np.ndarray) -> np.ndarray:
     """The baseline's unit vectors [len(rows), 2 * n_mels]: log-mel statistics of each track, z-scored."""
     statistics = [metrics.logmel_statistics(_spread_frames(library.reader, library.placements[row])) for row in rows]
@@ -263,9 +226,9 @@ def _segment_figures(
     report: EvaluationReport, library: _Library, sample: int | None, seed: int, progress: Progress | None
 ) -> None:
     """Segment retrieval of the model and the baseline on two non-overlapping crops per track."""
-    from musimilar.embed import crop_frames
+    from musimilar.embed import embedding_crop_frames
 
-    length = crop_frames(library.model)
+    length = embedding_crop_frames(library.model)
     eligible = np.flatnonzero([placement.frames >= 2 * length for placement in library.placements])
     seconds = library.model.embed.crop_seconds
     short = len(library.placements) - len(eligible)
@@ -304,7 +267,6 @@ def _encode_crops(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(model embeddings [C, D], baseline statistics [C, 2 * n_mels]) of the crops, embedded in batches."""
     model, device = library.model, library.device
-    dtype = autocast_dtype(device)
     vectors, statistics = [], []
     for start in range(0, len(crops), model.embed.batch_size):
         batch = np.stack(
@@ -314,7 +276,7 @@ def _encode_crops(
             ]
         )  # [b, n_mels, F]
         statistics.extend(metrics.logmel_statistics(crop) for crop in batch)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with autocast(device):
             vectors.append(model.encoder.embed(torch.from_numpy(batch).to(device)).float().cpu().numpy())
         if progress is not None:
             progress(start + len(batch), len(crops))

@@ -1,4 +1,4 @@
-"""Commands that show the library to people: serve (a local web page) and map (a picture of the library)."""
+"""Commands that show the library to people: serve (a local web page), map (a picture of it), path (A to B)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ from typing import Annotated, Optional
 import typer
 
 from musimilar.cli import render
-from musimilar.cli.app import app, handles_errors
+from musimilar.cli.common import handles_errors, open_library
+from musimilar.cli.listing import (
+    ExcludeSameAlbumOption,
+    ListFormat,
+    ListFormatOption,
+    MaxPerAlbumOption,
+    MaxPerArtistOption,
+    diversity_of,
+    print_results,
+)
 from musimilar.cli.options import ConfigOption, FormatOption, HomeOption, ReportFormat
 
 DEFAULT_PORT = 8765
@@ -20,7 +29,6 @@ class MapMethod(str, Enum):
     umap = "umap"
 
 
-@app.command()
 @handles_errors
 def serve(
     home: HomeOption = None,
@@ -39,17 +47,14 @@ def serve(
     open_browser: Annotated[bool, typer.Option("--open", help="Open the page in a web browser.")] = False,
 ) -> None:
     """A local web page to browse the library, listen, follow a radio, walk a path and see the map."""
-    from musimilar.home import resolve_home
-    from musimilar.library import Library
     from musimilar.serve.run import plan_access
     from musimilar.serve.run import serve as run_server
     from musimilar.serve.state import ServeOptions
 
-    root = resolve_home(home)
-    Library.open(root, create=False, config=config)  # a missing home or bad settings: one line, before serving
+    root = open_library(home, config, create=False).home.root  # a missing home or bad settings: one line, now
     options = ServeOptions(host, port, upload_limit_mb * 1024 * 1024)
     run_server(
-        lambda: Library.open(root, create=False, config=config),
+        lambda: open_library(root, config, create=False),
         options,
         plan_access(options, token),
         render.message,
@@ -57,7 +62,6 @@ def serve(
     )
 
 
-@app.command(name="map")
 @handles_errors
 def map_command(
     home: HomeOption = None,
@@ -71,11 +75,28 @@ def map_command(
     output: FormatOption = ReportFormat.table,
 ) -> None:
     """The library's map as one self-contained HTML page or a PNG picture."""
-    from musimilar.cli.library import open_home
     from musimilar.mapview import export_map
 
-    library = open_home(home, create=False)
-    report = export_map(library.root, out.expanduser().resolve(), method.value, by)
+    library = open_library(home, create=False)
+    report = export_map(library.home.root, out.expanduser().resolve(), method.value, by)
     render.message(f"map: {report.count} tracks ({report.method}) -> {report.out}")
     if output == ReportFormat.json:
         render.print_json(report.as_dict())
+
+
+@handles_errors
+def path(
+    start: Annotated[str, typer.Argument(help="The first track: a track id or an audio file.")],
+    end: Annotated[str, typer.Argument(help="The last track: a track id or an audio file.")],
+    steps: Annotated[int, typer.Option(min=1, max=100, help="Tracks on the way.")] = 10,
+    home: HomeOption = None,
+    config: ConfigOption = None,
+    output: ListFormatOption = ListFormat.table,
+    exclude_same_album: ExcludeSameAlbumOption = False,
+    max_per_artist: MaxPerArtistOption = None,
+    max_per_album: MaxPerAlbumOption = None,
+) -> None:
+    """Tracks leading from START to END: each the nearest unused track to a point on the way."""
+    library = open_library(home, config, create=False)
+    diversity = diversity_of(exclude_same_album, max_per_artist, max_per_album)
+    print_results(library.path(start, end, steps, diversity), output, f"{start} -> {end}")

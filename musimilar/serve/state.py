@@ -9,6 +9,7 @@ memory under the key of the embeddings it was computed from, and recomputed when
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import tempfile
 import threading
@@ -23,7 +24,8 @@ from musimilar.browse import open_readonly
 DEFAULT_UPLOAD_LIMIT_BYTES = 64 * 1024 * 1024  # a 10-minute lossless track fits; a video does not
 PLAYABLE_SUFFIXES = {".mp3", ".ogg", ".oga", ".opus", ".flac", ".wav", ".m4a", ".aac", ".webm", ".mp4"}
 UPLOAD_SUFFIXES = PLAYABLE_SUFFIXES | {".aif", ".aiff", ".wv"}
-DEFAULT_LIBRARY_WORKERS = 4
+# Threads that each hold an opened library: searches release the GIL in numpy and Annoy, so a few run at once.
+DEFAULT_LIBRARY_WORKERS = min(4, os.cpu_count() or 1)
 
 T = TypeVar("T")
 

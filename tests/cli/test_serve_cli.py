@@ -1,4 +1,4 @@
-"""`musimilar map` writes the map as HTML or PNG, and refuses what it cannot do in one line."""
+"""`musimilar map` writes the map as HTML or PNG; `path` walks A to B; both refuse what they cannot do in one line."""
 
 from __future__ import annotations
 
@@ -57,3 +57,14 @@ def test_map_of_a_home_without_embeddings_is_not_ready(runner, tmp_path: Path) -
     result = runner.invoke(app, ["map", "--home", str(tmp_path / "home"), "--out", str(tmp_path / "m.html")])
     assert result.exit_code == 5 and "no embeddings" in result.output
 
+
+def test_serve_without_a_home_says_so(runner, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["serve", "--home", str(tmp_path / "nowhere")])
+    assert result.exit_code == 1 and "no library home here" in result.output
+
+
+def test_path_walks_from_one_track_to_another(runner, home_copy: Path) -> None:
+    result = runner.invoke(app, ["path", "1", "32", "--steps", "4", "--home", str(home_copy), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    steps = json.loads(result.stdout)
+    assert [s["rank"] for s in steps] == [1, 2, 3, 4] and not {1, 32} & {s["track_id"] for s in steps}
