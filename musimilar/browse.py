@@ -65,16 +65,13 @@ def search_tracks(connection: sqlite3.Connection, query: str = "", offset: int =
     """Converted tracks whose path or labels contain every word of `query` (case-insensitive), by track id."""
     offset, limit = max(0, offset), max(0, min(limit, MAX_PAGE))
     where, parameters = _text_filter(query)
-    # The total comes with the page (a window count): one pass over the rows, not two.
+    # Two statements, not a window count: COUNT(*) OVER () would materialise every match before the LIMIT, and a
+    # broad query (or none) would pay for all of them; the page itself stops after `limit` rows in id order.
+    total = connection.execute(f"SELECT COUNT(*) FROM tracks WHERE {where}", parameters).fetchone()[0]
     rows = connection.execute(
-        f"SELECT id, path, labels, duration, COUNT(*) OVER () AS total FROM tracks WHERE {where}"
-        " ORDER BY id LIMIT ? OFFSET ?",
+        f"SELECT id, path, labels, duration FROM tracks WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
         (*parameters, limit, offset),
     ).fetchall()
-    if rows:
-        total = rows[0]["total"]
-    else:  # past the end: count on its own
-        total = connection.execute(f"SELECT COUNT(*) FROM tracks WHERE {where}", parameters).fetchone()[0]
     return TrackPage(query, offset, int(total), [_entry(row) for row in rows])
 
 

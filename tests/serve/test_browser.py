@@ -145,9 +145,11 @@ def test_find_hear_follow_walk_and_map(page, server_url: str, served_home, tmp_p
     assert len(played) == len(set(played)) == 3 and played[1] == radio_next
     shoot(page, tmp_path, "serve-radio")
 
+    other_style = next(t.style for t in tracks if t.style != style)
+    far = page.evaluate(f"fetch('/api/tracks?q={other_style}&limit=1').then(r => r.json())")["tracks"][0]["track_id"]
     page.click("#tab-path")
     page.fill("#path-start", str(first))
-    page.fill("#path-end", str(played[-1]))
+    page.fill("#path-end", str(far))
     page.fill("#path-steps", "5")
     page.click("#path-go")
     page.wait_for_selector("#path-list li >> nth=4")
