@@ -127,7 +127,9 @@ async function playNext() {
 async function radioNext(avoidCurrent) {
   const radio = state.radio;
   if (avoidCurrent && state.current) radio.avoid.push(state.current.track_id);
-  const body = { seeds: radio.history.slice(-10), seen: radio.history, avoid: radio.avoid, count: 1, randomness: 0.1 };
+  // The radio's query: the track it started from blended with the one just played (Library.radio's own blend).
+  const seeds = [...new Set([radio.start, radio.history[radio.history.length - 1]])];
+  const body = { seeds, seen: radio.history, avoid: radio.avoid, count: 1, randomness: 0.1 };
   const [next] = await api("/api/radio", {
     method: "POST", headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ ...body, ...Object.fromEntries(diversityParams()) }),
@@ -142,7 +144,8 @@ async function radioNext(avoidCurrent) {
 
 async function startRadio() {
   if (!state.current) { showError("play a track first: the radio starts from it"); return; }
-  state.radio = { history: [state.current.track_id], avoid: [], played: [state.current] };
+  const start = state.current.track_id;
+  state.radio = { start, history: [start], avoid: [], played: [state.current] };
   $("#radio-skip").disabled = false;
   $("#radio-down").disabled = false;
   renderList($("#radio-list"), state.radio.played, (track) => playTrack(track.track_id).catch(showError));
