@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from musimilar import __version__
-from musimilar.cli import demo, evaluation, labelling, library, playlist, radio, search, training
+from musimilar.cli import demo, evaluation, labelling, library, playlist, radio, search, serve, training
 
 app = typer.Typer(
     name="musimilar",
@@ -35,8 +35,10 @@ for command in (
     evaluation.classify,
     library.info,
     demo.demo,
+    serve.serve,
 ):
     app.command()(command)
+app.command("map")(serve.map_command)
 config_app.command("show")(library.config_show)
 labels_app.command("import")(labelling.labels_import)
 labels_app.command("head")(labelling.labels_head)

@@ -1,0 +1,280 @@
+"""Speed of `musimilar serve` on a large library: similar tracks under concurrent clients, search, and the map.
+
+    python bench/serve.py --model-from DEMO_HOME [--tracks 100000] [--clients 50] [--requests 4000]
+
+A home of --tracks synthetic tracks is made under --workdir: a catalog (clustered labels, no audio files), clustered
+embeddings of the model copied from --model-from (any trained home: `musimilar demo` makes one), and an Annoy
+index. Then `musimilar serve` is started on loopback and measured:
+
+- similar tracks (`/api/similar?seed=ID&k=10`) from --clients concurrent clients (threads with a kept-alive
+  connection each), p50/p99, beside the same call in one process without HTTP (`Library.recommend`, what the CLI
+  runs after its start-up) and the whole `musimilar recommend ID` command in a new process;
+- library search (`/api/tracks?q=WORD`) and a deep page (`offset` near the end), p50/p99 from one client;
+- the map: payload size (raw and gzip), time of the first (uncached) request, and, when Chromium and Playwright
+  are installed, time from a click on the Map tab to the drawn WebGL plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import http.client
+import json
+import os
+import random
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+GENRES = 40
+ARTISTS_PER_GENRE = 50
+SEARCH_WORDS = ("genre-07", "artist-0123", "album", "track-04242", "zzz-nothing")
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-from", type=Path, required=True, help="a trained home whose model is reused")
+    parser.add_argument("--tracks", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--requests", type=int, default=4000, help="similar-track requests in all")
+    parser.add_argument("--searches", type=int, default=200)
+    parser.add_argument("--port", type=int, default=8799)
+    parser.add_argument("--workdir", type=Path, default=Path(".bench/serve"))
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args()
+
+
+def make_home(args: argparse.Namespace) -> Path:
+    """A home of synthetic tracks: catalog rows, clustered embeddings of the borrowed model, an index."""
+    from musimilar.catalog import Catalog
+    from musimilar.embeddings import EmbeddingTable, load_embeddings, normalise_rows, save_embeddings
+    from musimilar.index import build_index
+    from musimilar.settings import load_settings
+
+    root = args.workdir / f"home-{args.tracks}"
+    if (root / "index" / "index.json").is_file():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "models").mkdir(parents=True)
+    shutil.copy(args.model_from / "models" / "current.pt", root / "models" / "current.pt")
+    source = load_embeddings(args.model_from / "embeddings")
+    assert source is not None, f"{args.model_from}: no embeddings"
+    rng = np.random.default_rng(args.seed)
+    genre = rng.integers(0, GENRES, args.tracks)
+    artist = genre * ARTISTS_PER_GENRE + rng.integers(0, ARTISTS_PER_GENRE, args.tracks)
+    Catalog(root / "catalog.sqlite").close()
+    rows = [
+        (
+            i + 1,
+            f"/music/genre-{genre[i]:02d}/artist-{artist[i]:04d}/album-{artist[i] % 7}/track-{i:05d}.ogg",
+            json.dumps(
+                {
+                    "folder": f"album-{artist[i] % 7}",
+                    "genre": f"genre-{genre[i]:02d}",
+                    "artist": f"artist-{artist[i]:04d}",
+                    "album": f"album-{artist[i]}-{artist[i] % 7}",
+                }
+            ),
+        )
+        for i in range(args.tracks)
+    ]
+    with sqlite3.connect(root / "catalog.sqlite") as db:
+        db.executemany(
+            "INSERT INTO tracks (id, path, size, mtime_ns, fingerprint, status, labels, duration, added_at, updated_at)"
+            " VALUES (?, ?, 1000, 0, 'synthetic-' || ?, 'ok', ?, 180.0, 0, 0)",
+            [(i, path, i, labels) for i, path, labels in rows],
+        )
+    centres = normalise_rows(rng.normal(size=(GENRES * ARTISTS_PER_GENRE, source.dim)))
+    vectors = normalise_rows(centres[artist] + 0.6 * normalise_rows(rng.normal(size=(args.tracks, source.dim))))
+    table = EmbeddingTable(np.arange(1, args.tracks + 1), vectors, source.model_fingerprint, np.ones(args.tracks))
+    save_embeddings(root / "embeddings", table)
+    build_index(table, root / "index", load_settings(environ={}).index.trees)
+    return root
+
+
+def percentiles(values: list[float]) -> str:
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return f"p50 {statistics.median(ordered) * 1000:7.2f} ms   p99 {p99 * 1000:7.2f} ms"
+
+
+def timed_gets(port: int, paths: list[str], results: list[float], failures: list[str]) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for path in paths:
+        started = time.perf_counter()
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        results.append(time.perf_counter() - started)
+        if response.status != 200:
+            failures.append(f"{response.status} {path}")
+    connection.close()
+
+
+def concurrent_similar(args: argparse.Namespace) -> tuple[list[float], float, list[str]]:
+    rng = random.Random(args.seed)
+    per_client = args.requests // args.clients
+    plans = [
+        [f"/api/similar?seed={rng.randint(1, args.tracks)}&k=10" for _ in range(per_client)]
+        for _ in range(args.clients)
+    ]
+    results: list[float] = []
+    failures: list[str] = []
+    threads = [threading.Thread(target=timed_gets, args=(args.port, plan, results, failures)) for plan in plans]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results, time.perf_counter() - started, failures
+
+
+def in_process_similar(root: Path, args: argparse.Namespace) -> tuple[list[float], float]:
+    from musimilar.library import Library
+
+    library = Library.open(root, create=False)
+    started = time.perf_counter()
+    library.ready()
+    opened = time.perf_counter() - started
+    rng = random.Random(args.seed + 1)
+    times = []
+    for _ in range(min(1000, args.requests)):
+        seed = str(rng.randint(1, args.tracks))
+        started = time.perf_counter()
+        library.recommend([seed], k=10)
+        times.append(time.perf_counter() - started)
+    return times, opened
+
+
+def cold_command(root: Path) -> float:
+    """Seconds of one `musimilar recommend ID --format json` in a new process (what a script pays without serve)."""
+    started = time.perf_counter()
+    command = [sys.executable, "-m", "musimilar", "recommend", "1", "--home", str(root), "--format", "json"]
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def map_figures(port: int) -> tuple[float, int, int, float]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    started = time.perf_counter()
+    connection.request("GET", "/api/map")
+    body = connection.getresponse().read()
+    first = time.perf_counter() - started
+    started = time.perf_counter()
+    connection.request("GET", "/api/map", headers={"Accept-Encoding": "gzip"})
+    zipped = connection.getresponse().read()
+    cached = time.perf_counter() - started
+    return first, len(body), len(zipped) if zipped[:2] == b"\x1f\x8b" else len(gzip.compress(body)), cached
+
+
+def first_paint(port: int) -> float | None:
+    """Seconds from a click on the Map tab to the drawn plot, in headless Chromium; None without a browser."""
+    chromium = shutil.which("chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    if chromium is None:
+        return None
+    arguments = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--use-angle=swiftshader",
+        "--enable-unsafe-swiftshader",
+    ]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=arguments)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.set_default_timeout(120_000)
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("#tracks-table tr.track-row")
+        started = time.perf_counter()
+        page.click("#tab-map")
+        page.wait_for_selector("#map-plot[data-ready='1'] canvas")
+        page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+        seconds = time.perf_counter() - started
+        browser.close()
+    return seconds
+
+
+def start_server(root: Path, port: int) -> subprocess.Popen:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MUSIMILAR_")}
+    command = [sys.executable, "-m", "musimilar", "serve", "--home", str(root), "--port", str(port)]
+    process = subprocess.Popen(command, env=environment, stderr=subprocess.DEVNULL)
+    for _ in range(600):
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/api/tracks?limit=1")
+            if connection.getresponse().status == 200:
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit("the server did not start")
+
+
+def main() -> None:
+    args = parse_arguments()
+    started = time.perf_counter()
+    root = make_home(args)
+    print(f"home: {args.tracks} synthetic tracks under {root} ({time.perf_counter() - started:.0f} s to make)")
+    direct, opened = in_process_similar(root, args)
+    cold = cold_command(root)
+    shutil.rmtree(root / "map", ignore_errors=True)  # the map's first request computes the layout
+    process = start_server(root, args.port)
+    try:
+        timed_gets(args.port, [f"/api/similar?seed={i}&k=10" for i in range(1, 51)], [], [])  # warm every worker
+        served, wall, failures = concurrent_similar(args)
+        searches: dict[str, list[float]] = {}
+        for word in SEARCH_WORDS:
+            searches[word] = []
+            timed_gets(
+                args.port,
+                [f"/api/tracks?q={word}&limit=50"] * (args.searches // len(SEARCH_WORDS)),
+                searches[word],
+                failures,
+            )
+        deep: list[float] = []
+        timed_gets(args.port, [f"/api/tracks?offset={args.tracks - 60}&limit=50"] * 50, deep, failures)
+        map_first, map_bytes, map_gzip, map_cached = map_figures(args.port)
+        paint = first_paint(args.port)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    direct_p50 = statistics.median(direct)
+    print(f"similar tracks, k=10 ({args.tracks} tracks; opening model + embeddings + index {opened * 1000:.0f} ms):")
+    print(f"  Library.recommend, in process, 1 caller      {percentiles(direct)}   1.00x p50")
+    print(
+        f"  GET /api/similar, {args.clients} concurrent clients   {percentiles(served)}   "
+        f"{statistics.median(served) / direct_p50:.2f}x p50   ({len(served)} requests, {len(served) / wall:.0f}/s)"
+    )
+    print(
+        f"  musimilar recommend ID, a new process          {cold * 1000:7.0f} ms once   "
+        f"{cold / statistics.median(served):.0f}x the served p50"
+    )
+    print("library search, one client:")
+    for word, times in searches.items():
+        print(f"  GET /api/tracks?q={word:<12}             {percentiles(times)}")
+    print(f"  GET /api/tracks?offset={args.tracks - 60} (no text)      {percentiles(deep)}")
+    print(
+        f"map of {args.tracks} tracks: payload {map_bytes / 1e6:.1f} MB ({map_gzip / 1e6:.1f} MB gzip); "
+        f"first request (PCA computed and cached) {map_first:.2f} s, cached {map_cached * 1000:.0f} ms"
+    )
+    print(
+        f"  first paint in headless Chromium, click to drawn plot: "
+        f"{'n/a (no chromium/playwright)' if paint is None else f'{paint:.2f} s'}"
+    )
+    if failures:
+        print(f"failures: {len(failures)}, e.g. {failures[:3]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""`musimilar serve`: a local web page (and its JSON API) to browse, listen, follow a radio and see the map."""
