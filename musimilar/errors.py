@@ -44,7 +44,7 @@ class NotReadyError(MusimilarError):
 class DecodeError(MusimilarError):
     """An audio file could not be turned into samples. `kind` is one of the KINDS below."""
 
-    KINDS = ("missing", "unreadable", "unsupported", "empty", "too short")
+    KINDS = ("missing", "unreadable", "unsupported", "empty", "too short", "truncated", "silent")
 
     def __init__(self, path: Path | str, kind: str, cause: str) -> None:
         assert kind in self.KINDS, kind
