@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from musimilar import cache
-from musimilar.audio import AUDIO_EXTENSIONS, decode
+from musimilar.audio import decode
 from musimilar.catalog import Catalog, SyncResult, Track
-from musimilar.errors import DecodeError, MusimilarError
+from musimilar.errors import DecodeError
 from musimilar.home import Home
+from musimilar.scan import scan
 from musimilar.settings import Settings
 
 COMMIT_EVERY_SECONDS = 1.0  # placements are committed in batches; a crash loses at most this much work
@@ -35,6 +36,7 @@ class ConvertReport:
     converted: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     previously_failed: int = 0
+    ignored: dict[str, int] = field(default_factory=dict)  # extension -> files found that are not audio
     cache_reset: str | None = None  # why the cache was rebuilt, if it was
     cache_bytes: int = 0
     audio_seconds: float = 0.0
@@ -55,28 +57,6 @@ class Converted:
     error: str | None = None
 
 
-def find_audio_files(sources: Iterable[Path]) -> tuple[list[Path], list[Path]]:
-    """(files, folders): audio files under each folder (recursively, by extension) and files named directly."""
-    files: list[Path] = []
-    folders: list[Path] = []
-    for source in sources:
-        source = source.expanduser().resolve()
-        if source.is_dir():
-            folders.append(source)
-            for directory, subdirectories, names in os.walk(source):
-                subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
-                files.extend(
-                    Path(directory) / name
-                    for name in sorted(names)
-                    if Path(name).suffix.lower() in AUDIO_EXTENSIONS and not name.startswith(".")
-                )
-        elif source.exists():
-            files.append(source)
-        else:
-            raise MusimilarError(f"{source}: no such file or folder")
-    return list(dict.fromkeys(files)), folders
-
-
 def convert(
     home: Home,
     sources: Iterable[Path],
@@ -86,10 +66,10 @@ def convert(
 ) -> ConvertReport:
     """Register the audio under `sources` and cache the log-mel of every new or changed track."""
     started = time.perf_counter()
-    files, folders = find_audio_files(sources)
-    report = ConvertReport(scanned=len(files))
+    found = scan(sources)
+    report = ConvertReport(scanned=len(found.files), ignored=dict(found.ignored))
     with Catalog(home.catalog_path) as catalog:
-        synced = catalog.sync(files, folders)
+        synced = catalog.sync(found.files, found.folders)
         _count_sync(report, synced)
         report.cache_reset = _check_cache_settings(home, catalog, settings)
         pending = catalog.pending_conversion()

@@ -14,6 +14,7 @@ ENCODINGS = {
     "aac": ("adts", "aac", None),
     "wma": ("asf", "wmav2", None),
     "webm": ("webm", "libopus", 48000),
+    "opus": ("ogg", "libopus", 48000),
     "opus.mka": ("matroska", "libopus", 48000),
     "mka": ("matroska", "vorbis", None),
     "wv": ("wv", "wavpack", None),

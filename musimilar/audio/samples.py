@@ -10,7 +10,8 @@ import numpy as np
 from musimilar.errors import DecodeError
 
 BLOCK_SECONDS = 30.0  # decode in blocks so a long file never sits in memory at its native rate and channel count
-TRUNCATION_TOLERANCE = 0.98  # decoding less than this share of the announced frames means a damaged file
+TRUNCATION_TOLERANCE = 0.98  # decoding less than this share of the announced frames means a damaged file...
+TRUNCATION_SLACK_SECONDS = 0.25  # ...and missing more than this: containers announce encoder delay and padding too
 SILENCE_DBFS = -70.0  # a kept part quieter than this (RMS, dB below full scale) holds nothing to listen to
 
 
@@ -40,7 +41,8 @@ def check_decoded(path: Path, info: AudioInfo, decoded: list[np.ndarray], spans:
     """Reject damaged decodes. `strict` rejects a file that ends well before its header says (truncated); segments
     read near the end tolerate its rounding."""
     for samples, (_, frames) in zip(decoded, spans):
-        if strict and 0 < samples.size < TRUNCATION_TOLERANCE * frames:
+        missing = frames - samples.size
+        if strict and samples.size > 0 and _is_truncated(missing, frames, info.sample_rate):
             raise DecodeError(
                 path,
                 "truncated",
@@ -48,6 +50,10 @@ def check_decoded(path: Path, info: AudioInfo, decoded: list[np.ndarray], spans:
             )
         if not np.all(np.isfinite(samples)):
             raise DecodeError(path, "unreadable", "corrupt: decoded samples are not finite")
+
+
+def _is_truncated(missing: int, frames: int, sample_rate: int) -> bool:
+    return missing > (1 - TRUNCATION_TOLERANCE) * frames and missing > TRUNCATION_SLACK_SECONDS * sample_rate
 
 
 def check_audible(path: Path, samples: np.ndarray) -> None:

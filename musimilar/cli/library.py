@@ -45,6 +45,7 @@ def load(config: Path | None, home: Any, flags: dict[str, Any] | None = None) ->
 def convert_sources(home: Any, sources: list[Path], settings: Any, workers: int | None) -> Any:
     """Run the incremental convert with a progress bar and summarise it on stderr; returns the report."""
     from musimilar.convert import convert as convert_library
+    from musimilar.scan import describe_ignored
 
     with render.progress_bar("convert", "files") as update:
         report = convert_library(home, sources, settings, workers, progress=lambda d, t, p: update(d, t))
@@ -54,6 +55,7 @@ def convert_sources(home: Any, sources: list[Path], settings: Any, workers: int 
         f"convert: {report.scanned} files scanned, {report.new} new, {report.changed} changed, "
         f"{report.missing} missing, {report.converted} converted, {len(report.failed)} failed "
         f"in {report.seconds:.1f} s; cache {render.human_bytes(report.cache_bytes)}"
+        + (f"; ignored: {describe_ignored(report.ignored)}" if report.ignored else "")
     )
     for path, error in report.failed[:FAILURES_SHOWN]:
         render.message(f"  failed: {path}: {error}")
