@@ -15,9 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from musimilar.catalog import Placement
+from musimilar.settings import AudioSettings, MelSettings
 
 DTYPE = np.float16
 SHARD_LIMIT_BYTES = 1 << 30  # a new shard starts past 1 GiB
+
+
+def bytes_per_second(audio: AudioSettings, mel: MelSettings) -> float:
+    """Cache bytes one second of audio takes: n_mels float16 values per frame."""
+    return mel.n_mels * np.dtype(DTYPE).itemsize * audio.sample_rate / mel.hop_length
 
 
 def shard_path(directory: Path, shard: int) -> Path:

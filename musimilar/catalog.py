@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -46,6 +47,11 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 FINGERPRINT_SPAN = 1 << 16  # bytes hashed at the start, middle and end of a file
 BUSY_TIMEOUT_SECONDS = 30.0
+
+
+def _writable(path: Path) -> bool:
+    """Whether SQLite can write the catalog and its journal files beside it."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
 def content_fingerprint(path: Path, size: int) -> str:
@@ -104,13 +110,22 @@ class Placement:
 class Catalog:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        # a home that cannot be written (a read-only disk or share): read the catalog as it is, writing nothing, not
+        # even SQLite's shared-memory file; nobody can change it meanwhile
+        self.read_only = path.exists() and not _writable(path)
+        if self.read_only:
+            uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+            self.connection = sqlite3.connect(uri, uri=True, isolation_level=None)
+        else:
+            self.connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
         self.connection.row_factory = sqlite3.Row
         try:
-            self.connection.execute("PRAGMA journal_mode=WAL")
-            self.connection.execute("PRAGMA foreign_keys=ON")
-            self.connection.execute("PRAGMA synchronous=NORMAL")
-            self.connection.executescript(SCHEMA)
+            if not self.read_only:
+                self.connection.execute("PRAGMA journal_mode=WAL")
+                self.connection.execute("PRAGMA foreign_keys=ON")
+                self.connection.execute("PRAGMA synchronous=NORMAL")
+                self.connection.executescript(SCHEMA)
+            self.connection.execute("SELECT COUNT(*) FROM tracks").fetchone()
         except sqlite3.OperationalError as error:
             raise HomeBusyError(f"{path}: catalog is busy or unreadable: {error}") from None
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -15,8 +17,8 @@ import numpy as np
 from musimilar import cache
 from musimilar.audio import decode
 from musimilar.catalog import Catalog, SyncResult, Track
-from musimilar.errors import DecodeError
-from musimilar.home import Home
+from musimilar.errors import DecodeError, DiskFullError
+from musimilar.home import Home, free_bytes, is_disk_full
 from musimilar.scan import scan
 from musimilar.settings import Settings
 
@@ -131,9 +133,27 @@ def _convert_pending(
                 batch, last_commit = [], time.monotonic()
             if progress is not None:
                 progress(done, len(pending), result.path)
-    finally:
         _commit(catalog, writer, batch, report)
-        writer.close()
+    except (OSError, sqlite3.Error) as error:
+        if not is_disk_full(error):
+            raise
+        needed = _space_needed(settings, len(pending) - report.converted - len(report.failed), report)
+        raise DiskFullError(home.root, free_bytes(home.root), needed) from None  # what was committed stays
+    except BaseException:
+        _commit(catalog, writer, batch, report)  # Ctrl-C or a failing worker: keep what was converted
+        raise
+    finally:
+        with contextlib.suppress(OSError):  # a full disk fails the last flush; nothing unflushed is recorded
+            writer.close()
+
+
+def _space_needed(settings: Settings, remaining: int, report: ConvertReport) -> int:
+    """The cache bytes the remaining tracks need: as much per track as the ones converted so far took, or (before
+    any) a whole kept window each; the catalog rows are small beside it."""
+    seconds = settings.audio.max_seconds
+    if report.converted:
+        seconds = min(seconds, report.audio_seconds / report.converted)
+    return int(max(1, remaining) * seconds * cache.bytes_per_second(settings.audio, settings.mel))
 
 
 def _commit(catalog: Catalog, writer: cache.ShardWriter, batch: list[Converted], report: ConvertReport) -> None:

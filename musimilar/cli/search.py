@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import sys
@@ -63,8 +64,9 @@ def embed(
         else:
             paths = read_sources(sources)
             failed: list[Any] = []
-            if paths:
-                failed = convert_sources(library, paths, settings, workers).failed
+            if paths:  # conversion writes the shared catalog and cache: a shard job takes the home's lock for it
+                with library.exclusive("convert") if part else contextlib.nullcontext():
+                    failed = convert_sources(library, paths, settings, workers).failed
             summary = embed_reporting(library, model, part, settings.embed.device)
             summary["failed"] = [{"path": p, "error": e} for p, e in failed] + summary["failed"]
     if output == ReportFormat.json:
