@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from musimilar.cue import CueTrack
 from musimilar.errors import HomeBusyError
 
 SCHEMA = """
@@ -45,6 +46,10 @@ CREATE TABLE IF NOT EXISTS spectrograms (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Columns added since the first schema, added in place to an older catalog when it is opened for writing.
+# A track is a file, or (from a CUE sheet) seconds [span_start, span_end) of `file`; its `path` is then the file's
+# path, '#' and its number in the sheet, unique like any path.
+ADDED_COLUMNS = {"file": "TEXT", "span_start": "REAL", "span_end": "REAL"}
 FINGERPRINT_SPAN = 1 << 16  # bytes hashed at the start, middle and end of a file
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -78,12 +83,54 @@ class Track:
     sample_rate: int | None
     channels: int | None
     labels: dict[str, str] = field(default_factory=dict)
+    file: str | None = None  # the audio file of a CUE sheet track (None: `path` itself)
+    span_start: float | None = None
+    span_end: float | None = None  # None: to the end of the file
+
+    @property
+    def audio_path(self) -> Path:
+        """The file to decode."""
+        return Path(self.file or self.path)
+
+    @property
+    def span(self) -> tuple[float, float | None] | None:
+        """(start, end) seconds of the file that are this track, or None for the whole file."""
+        return None if self.span_start is None else (self.span_start, self.span_end)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Track:
         values = {key: row[key] for key in row.keys() if key in cls.__dataclass_fields__}
         values["labels"] = json.loads(values.get("labels") or "{}")
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a scan registers: a catalog key (the path, or FILE#NN for a CUE track), the file and its labels."""
+
+    key: str
+    file: Path
+    labels: dict[str, str]
+    start: float | None = None
+    end: float | None = None
+
+    @property
+    def span(self) -> tuple[float, float | None] | None:
+        return None if self.start is None else (self.start, self.end)
+
+    @property
+    def span_columns(self) -> tuple[float | None, float | None]:
+        return self.start, self.end
+
+    @property
+    def span_suffix(self) -> str:
+        """Tells apart the fingerprints of the tracks of one file (they are not duplicates of each other)."""
+        return "" if self.start is None else f"@{self.start:.3f}-{'' if self.end is None else f'{self.end:.3f}'}"
+
+
+def _is_cut(row: sqlite3.Row, seen: set[str]) -> bool:
+    """Whether a whole-file track is now catalogued as the tracks of its CUE sheet."""
+    return f"{row['path']}#01" in seen
 
 
 @dataclass
@@ -125,9 +172,17 @@ class Catalog:
                 self.connection.execute("PRAGMA foreign_keys=ON")
                 self.connection.execute("PRAGMA synchronous=NORMAL")
                 self.connection.executescript(SCHEMA)
+                self._add_new_columns()
             self.connection.execute("SELECT COUNT(*) FROM tracks").fetchone()
         except sqlite3.OperationalError as error:
             raise HomeBusyError(f"{path}: catalog is busy or unreadable: {error}") from None
+
+    def _add_new_columns(self) -> None:
+        """Bring a catalog written by an older version up to the current schema (new columns are NULL)."""
+        present = {row["name"] for row in self.connection.execute("PRAGMA table_info(tracks)")}
+        for name, kind in ADDED_COLUMNS.items():
+            if name not in present:
+                self.connection.execute(f"ALTER TABLE tracks ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self.connection.close()
@@ -158,46 +213,57 @@ class Catalog:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     # ---- registration
-    def sync(self, paths: Iterable[Path], roots: Iterable[Path]) -> SyncResult:
-        """Register `paths`; mark changed files pending; mark catalog files under `roots` that are gone as missing."""
+    def sync(self, paths: Iterable[Path], roots: Iterable[Path], cue_tracks: Iterable[CueTrack] = ()) -> SyncResult:
+        """Register `paths` and the tracks of CUE sheets; mark changed ones pending; mark catalog tracks under `roots`
+        that are gone (or whose file a CUE sheet now cuts into tracks) as missing."""
         result = SyncResult()
         now = time.time()
         seen: set[str] = set()
         with self.transaction() as db:
             for path in paths:
                 seen.add(str(path))
-                self._sync_one(db, path, now, result)
+                self._sync_one(db, Entry(str(path), path, {"folder": path.parent.name}), now, result)
+            for cue in cue_tracks:
+                seen.add(cue.key)
+                labels = {"folder": cue.file.parent.name, **cue.labels()}
+                self._sync_one(db, Entry(cue.key, cue.file, labels, cue.start, cue.end), now, result)
             for root in roots:
                 result.missing += self._mark_missing_under(db, root, seen, now)
         return result
 
-    def _sync_one(self, db: sqlite3.Connection, path: Path, now: float, result: SyncResult) -> None:
+    def _sync_one(self, db: sqlite3.Connection, entry: Entry, now: float, result: SyncResult) -> None:
         try:
-            stat = path.stat()
-            row = db.execute("SELECT * FROM tracks WHERE path = ?", (str(path),)).fetchone()
-            if row is not None and row["size"] == stat.st_size and row["mtime_ns"] == stat.st_mtime_ns:
+            stat = entry.file.stat()
+            row = db.execute("SELECT * FROM tracks WHERE path = ?", (entry.key,)).fetchone()
+            respanned = row is not None and (row["span_start"], row["span_end"]) != entry.span_columns
+            if respanned:
+                row = self._respan(db, row, entry)
+            same_file = row is not None and row["size"] == stat.st_size and row["mtime_ns"] == stat.st_mtime_ns
+            if same_file and not respanned:
                 if row["status"] == "missing":
                     db.execute("UPDATE tracks SET status = 'pending', updated_at = ? WHERE id = ?", (now, row["id"]))
                     result.changed += 1
                 else:
                     result.unchanged += 1
                 return
-            fingerprint = content_fingerprint(path, stat.st_size)
+            fingerprint = content_fingerprint(entry.file, stat.st_size) + entry.span_suffix
         except OSError as error:
-            result.unreadable.append((str(path), error.strerror or str(error)))
+            result.unreadable.append((entry.key, error.strerror or str(error)))
             return
         if row is None:
             db.execute(
-                "INSERT INTO tracks (path, size, mtime_ns, fingerprint, labels, added_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO tracks (path, size, mtime_ns, fingerprint, labels, added_at, updated_at, file,"
+                " span_start, span_end) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    str(path),
+                    entry.key,
                     stat.st_size,
                     stat.st_mtime_ns,
                     fingerprint,
-                    json.dumps({"folder": path.parent.name}),
+                    json.dumps(entry.labels),
                     now,
                     now,
+                    None if entry.span is None else str(entry.file),
+                    *entry.span_columns,
                 ),
             )
             result.new += 1
@@ -216,12 +282,28 @@ class Catalog:
             result.changed += 1
 
     @staticmethod
+    def _respan(db: sqlite3.Connection, row: sqlite3.Row, entry: Entry) -> sqlite3.Row:
+        """An edited CUE sheet moved a track: convert it again (its row is then treated as changed)."""
+        db.execute(
+            "UPDATE tracks SET span_start = ?, span_end = ?, labels = ?, fingerprint = '' WHERE id = ?",
+            (*entry.span_columns, json.dumps(entry.labels), row["id"]),
+        )
+        return db.execute("SELECT * FROM tracks WHERE id = ?", (row["id"],)).fetchone()
+
+    @staticmethod
     def _mark_missing_under(db: sqlite3.Connection, root: Path, seen: set[str], now: float) -> int:
+        """Tracks under `root` not seen by this scan whose file is gone, or that a CUE sheet added or removed."""
         prefix = str(root).rstrip("/") + "/"
         rows = db.execute(
-            "SELECT id, path FROM tracks WHERE status != 'missing' AND substr(path, 1, ?) = ?", (len(prefix), prefix)
+            "SELECT id, path, file FROM tracks WHERE status != 'missing' AND substr(path, 1, ?) = ?",
+            (len(prefix), prefix),
         ).fetchall()
-        gone = [row["id"] for row in rows if row["path"] not in seen and not Path(row["path"]).exists()]
+        gone = [
+            row["id"]
+            for row in rows
+            if row["path"] not in seen
+            and (row["file"] is not None or not Path(row["path"]).exists() or _is_cut(row, seen))
+        ]
         for track_id in gone:
             db.execute("UPDATE tracks SET status = 'missing', updated_at = ? WHERE id = ?", (now, track_id))
             db.execute("DELETE FROM spectrograms WHERE track_id = ?", (track_id,))

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,6 +39,7 @@ class ConvertReport:
     converted: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     previously_failed: int = 0
+    cue_tracks: int = 0  # tracks cut from single-file albums by their CUE sheets
     ignored: dict[str, int] = field(default_factory=dict)  # extension -> files found that are not audio
     cache_reset: str | None = None  # why the cache was rebuilt, if it was
     cache_bytes: int = 0
@@ -69,9 +71,11 @@ def convert(
     """Register the audio under `sources` and cache the log-mel of every new or changed track."""
     started = time.perf_counter()
     found = scan(sources)
-    report = ConvertReport(scanned=len(found.files), ignored=dict(found.ignored))
+    report = ConvertReport(
+        scanned=len(found.files) + len(found.covered), cue_tracks=len(found.cue_tracks), ignored=dict(found.ignored)
+    )
     with Catalog(home.catalog_path) as catalog:
-        synced = catalog.sync(found.files, found.folders)
+        synced = catalog.sync(found.files, found.folders, found.cue_tracks)
         _count_sync(report, synced)
         report.cache_reset = _check_cache_settings(home, catalog, settings)
         pending = catalog.pending_conversion()
@@ -172,7 +176,7 @@ def _commit(catalog: Catalog, writer: cache.ShardWriter, batch: list[Converted],
 
 
 def _run_workers(pending: list[Track], settings: Settings, workers: int | None) -> Iterator[Converted]:
-    jobs = [(track.id, track.path) for track in pending]
+    jobs = [Job(track.id, track.path, str(track.audio_path), track.span) for track in pending]
     workers = min(workers or os.cpu_count() or 1, len(jobs))
     if workers <= 1:
         import torch
@@ -203,25 +207,34 @@ def _start_worker(settings: Settings) -> None:
     _worker_state["logmel"] = LogMel(settings.audio, settings.mel)
 
 
-def _convert_one(job: tuple[int, str]) -> Converted:
+class Job(NamedTuple):
+    """One track to convert: its catalog key, the file to decode and (a CUE sheet track) its span."""
+
+    track_id: int
+    path: str
+    audio_path: str
+    span: tuple[float, float | None] | None
+
+
+def _convert_one(job: Job) -> Converted:
     import torch
 
     from musimilar.tags import read_tags
 
-    track_id, path = job
     settings: Settings = _worker_state["settings"]  # type: ignore[assignment]
     try:
-        samples, info = decode(Path(path), settings.audio)
+        samples, info = decode(Path(job.audio_path), settings.audio, span=job.span)
     except DecodeError as error:
-        return Converted(track_id, path, error=f"{error.kind}: {error.cause}")
+        return Converted(job.track_id, job.path, error=f"{error.kind}: {error.cause}")
     with torch.inference_mode():
         logmel = _worker_state["logmel"](torch.from_numpy(samples))  # type: ignore[operator]
+    start, end = job.span or (0.0, None)
     return Converted(
-        track_id,
-        path,
+        job.track_id,
+        job.path,
         logmel=logmel.numpy().astype(np.float16),
-        duration=info.duration,
+        duration=min(info.duration, end or info.duration) - start,
         sample_rate=info.sample_rate,
         channels=info.channels,
-        tags=read_tags(Path(path)),
+        tags=read_tags(Path(job.audio_path)),
     )
