@@ -71,7 +71,7 @@ def parse_arguments() -> argparse.Namespace:
     )
     parser.add_argument("--profile", action="store_true", help="profile one convert run with one worker")
     parser.add_argument("--decoders", action="store_true", help="compare libsndfile and FFmpeg decoding per format")
-    parser.add_argument("--clip-seconds", type=float, default=120.0, help="with --decoders: the clip's length")
+    parser.add_argument("--clip-seconds", type=float, default=30.0, help="with --decoders: the clip's length")
     parser.add_argument("--long-file", type=float, metavar="SECONDS", help="peak memory of converting one long file")
     parser.add_argument("--workdir", type=Path, default=Path(".bench"), help="synthesised audio and homes go here")
     return parser.parse_args()
@@ -184,6 +184,7 @@ FFMPEG_ONLY = ("m4a", "alac.m4a", "wma", "webm", "mka", "wv")
 
 def compare_decoders(workdir: Path, seconds: float, repeats: int) -> None:
     from musimilar.audio import decode
+    from musimilar.audio.formats import prefers_sndfile
     from musimilar.settings import AudioSettings
 
     clips = clip_in_every_format(workdir / "decoders", seconds)
@@ -202,7 +203,8 @@ def compare_decoders(workdir: Path, seconds: float, repeats: int) -> None:
     print("|---|---:|---:|---:|---|")
     for name in BOTH_READ:
         sndfile, ffmpeg = best_time(clips[name], "libsndfile"), best_time(clips[name], "ffmpeg")
-        print(f"| {name} | {sndfile:.3f} | {ffmpeg:.3f} | {ffmpeg / sndfile:.2f}x | libsndfile |")
+        chosen = "libsndfile" if prefers_sndfile(clips[name]) else "FFmpeg"
+        print(f"| {name} | {sndfile:.3f} | {ffmpeg:.3f} | {ffmpeg / sndfile:.2f}x | {chosen} |")
     for name in FFMPEG_ONLY:
         ffmpeg = best_time(clips[name], "ffmpeg")
         print(f"| {name} | - | {ffmpeg:.3f} ({seconds / ffmpeg:.0f}x real time) | - | FFmpeg |")
