@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from musimilar.embeddings import EmbeddingTable, normalise_rows
-from musimilar.index import Searcher, build_index, exact_search, open_searcher
+from musimilar.index import Searcher, build_index, exact_neighbours, open_searcher, recall_at_k
 from musimilar.settings import IndexSettings
 
 GENERATE_CHUNK = 100_000  # rows generated at a time, to bound the temporary arrays
@@ -82,19 +82,6 @@ def time_queries(searcher: Searcher, table: EmbeddingTable, rows: np.ndarray, k:
     return Latency(float(p50), float(p99))
 
 
-def recall_at_k(searcher: Searcher, table: EmbeddingTable, rows: np.ndarray, truth: np.ndarray, k: int) -> float:
-    hits = 0
-    for row, expected in zip(rows, truth):
-        found = searcher.search(table.vectors[row], k, exclude_track_ids=[int(table.track_ids[row])])
-        hits += len(set(table.track_ids[expected].tolist()) & {track for track, _ in found})
-    return hits / truth.size
-
-
-def exact_truth(table: EmbeddingTable, rows: np.ndarray, k: int) -> np.ndarray:
-    """[Q, k] rows of the true neighbours of each query row, the row itself excluded."""
-    return np.stack([exact_search(table.vectors, table.vectors[row], k, exclude_rows=[row])[0][0] for row in rows])
-
-
 def bench_size(arguments: argparse.Namespace, count: int) -> None:
     """Print one row for exact search and one per (trees, search_k) for a library of `count` tracks."""
     say(f"{count} tracks, {arguments.dim}-d: generating")
@@ -103,7 +90,7 @@ def bench_size(arguments: argparse.Namespace, count: int) -> None:
     recall_rows = rng.choice(count, size=min(arguments.recall_queries, count), replace=False)
     latency_rows = rng.choice(count, size=arguments.latency_queries, replace=True)
     say("exact search: ground truth and latency")
-    truth = exact_truth(table, recall_rows, arguments.k)
+    truth = exact_neighbours(table, recall_rows, arguments.k)
     directory = arguments.workdir / f"n{count}-d{arguments.dim}"
     exact_searcher = open_searcher(table, directory, IndexSettings(), force_exact=True)
     exact = time_queries(exact_searcher, table, latency_rows[: arguments.exact_queries], arguments.k)

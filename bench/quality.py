@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from musimilar import metrics
-from musimilar.cache import CacheReader
+from musimilar.cache import CacheReader, cache_directory
 from musimilar.catalog import Catalog
-from musimilar.convert import cache_directory, convert
-from musimilar.embed import crop_frames, embed_library, encode_crops, open_model, track_crops
+from musimilar.convert import convert
+from musimilar.embed import embed_library, embedding_crop_frames, encode_crops, open_model, track_crops
 from musimilar.embeddings import load_embeddings
 from musimilar.home import Home
 from musimilar.mel import frames_per_second
@@ -84,7 +84,7 @@ def score(home: Home, paths: list[Path], labels: np.ndarray) -> dict[str, dict[s
     with Catalog(home.catalog_path) as catalog:
         ids = [catalog.track_by_path(p).id for p in paths]
         placements = catalog.placements()
-    reader = CacheReader(cache_directory(home, settings), settings.mel.n_mels)
+    reader = CacheReader(cache_directory(home, settings.audio, settings.mel), settings.mel.n_mels)
     logmels = [reader.read(placements[i]) for i in ids]
     names = sorted(set(labels))
     held_out = set(names[2::3])
@@ -119,7 +119,7 @@ def segment_features(model, logmels: list[np.ndarray], fps: float) -> dict[str, 
     import torch
 
     size = int(SEGMENT_SECONDS * fps)
-    length = crop_frames(model)
+    length = embedding_crop_frames(model)
     firsts, seconds, stats_first, stats_second = [], [], [], []
     for logmel in logmels:
         middle = logmel.shape[1] // 2

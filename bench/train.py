@@ -16,11 +16,11 @@ from pathlib import Path
 import torch
 
 from musimilar.convert import convert
-from musimilar.devices import autocast_dtype, pick_device
+from musimilar.devices import autocast, pick_device
 from musimilar.encoder import ContrastiveModel
 from musimilar.home import Home
 from musimilar.losses import nt_xent
-from musimilar.mel import frames_per_second
+from musimilar.mel import crop_frames
 from musimilar.settings import load_settings
 from musimilar.synth import write_library
 
@@ -31,13 +31,12 @@ def model_alone(settings, device: torch.device, steps: int) -> float:
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    frames = round(settings.augment.crop_seconds * frames_per_second(settings.audio, settings.mel))
+    frames = crop_frames(settings.augment.crop_seconds, settings.audio, settings.mel)
     batch = settings.train.batch_size
     views = torch.randn(2 * batch, settings.mel.n_mels, frames, device=device) * 20 - 40
-    dtype = autocast_dtype(device)
 
     def step() -> None:
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with autocast(device):
             _, z = model(views)
         loss = nt_xent(*z.float().chunk(2), 0.1)
         optimizer.zero_grad(set_to_none=True)

@@ -38,18 +38,6 @@ def _sample_mean(batch: torch.Tensor) -> torch.Tensor:
     return batch.mean(dim=(FREQ_DIM, TIME_DIM), keepdim=True)  # [B, 1, 1]
 
 
-def random_time_crop(batch: torch.Tensor, frames: int, generator: torch.Generator) -> torch.Tensor:
-    """`frames` consecutive frames of each sample, starting at a random offset per sample."""
-    size, n_mels, length = batch.shape
-    if length == frames:
-        return batch
-    if length < frames:
-        raise ValueError(f"cannot crop {frames} frames from {length}")
-    offsets = (_rand((size,), generator, batch.device) * (length - frames + 1)).long()  # [B]
-    index = offsets[:, None] + torch.arange(frames, device=batch.device)  # [B, frames]
-    return batch.gather(TIME_DIM, index[:, None, :].expand(size, n_mels, frames))  # [B, n_mels, frames]
-
-
 def shift_and_scale(batch: torch.Tensor, shift_db: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Scale each sample about its own mean by `scale` [B], then shift it by `shift_db` [B] dB."""
     mean = _sample_mean(batch)  # [B, 1, 1]

@@ -11,14 +11,33 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from musimilar.catalog import Placement
+from musimilar.home import Home
 from musimilar.settings import AudioSettings, MelSettings
 
 DTYPE = np.float16
 SHARD_LIMIT_BYTES = 1 << 30  # a new shard starts past 1 GiB
+ArrayLike = TypeVar("ArrayLike")  # a numpy array or a torch tensor
+CACHE_KEY = "cache_key"  # catalog meta key: the preprocessing fingerprint of the cache the placements point into
+
+
+def cache_directory(home: Home, audio: AudioSettings, mel: MelSettings) -> Path:
+    """The cache of log-mels made with these settings (one folder per preprocessing fingerprint)."""
+    from musimilar.mel import preprocessing_fingerprint
+
+    return home.cache_dir / preprocessing_fingerprint(audio, mel)
+
+
+def fit_frames(logmel: ArrayLike, length: int) -> ArrayLike:
+    """A `[n_mels, T]` log-mel (numpy or torch) trimmed or repeated end to end to exactly `length` frames."""
+    frames = logmel.shape[1]
+    if frames >= length:
+        return logmel[:, :length]
+    return logmel[:, np.arange(length) % frames]
 
 
 def bytes_per_second(audio: AudioSettings, mel: MelSettings) -> float:
@@ -115,6 +134,4 @@ class CacheReader:
         """A crop of `frames` frames from `start`; a track shorter than the crop is repeated to fill it."""
         if placement.frames >= frames:
             return self.read(placement, start, frames)
-        whole = self.read(placement)
-        repeats = -(-frames // placement.frames)
-        return np.tile(whole, (1, repeats))[:, :frames]
+        return fit_frames(self.read(placement), frames)

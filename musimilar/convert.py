@@ -24,7 +24,6 @@ from musimilar.scan import scan
 from musimilar.settings import Settings
 
 COMMIT_EVERY_SECONDS = 1.0  # placements are committed in batches; a crash loses at most this much work
-CACHE_KEY = "cache_key"
 
 ProgressCallback = Callable[[int, int, str], None]  # (done, total, path just finished)
 
@@ -81,15 +80,9 @@ def convert(
         pending = catalog.pending_conversion()
         _convert_pending(home, catalog, pending, settings, workers, progress, report)
         report.previously_failed = max(0, len(catalog.failures()) - len(report.failed))
-    report.cache_bytes = cache.cache_size_bytes(cache_directory(home, settings))
+    report.cache_bytes = cache.cache_size_bytes(cache.cache_directory(home, settings.audio, settings.mel))
     report.seconds = time.perf_counter() - started
     return report
-
-
-def cache_directory(home: Home, settings: Settings) -> Path:
-    from musimilar.mel import preprocessing_fingerprint
-
-    return home.cache_dir / preprocessing_fingerprint(settings.audio, settings.mel)
 
 
 def _count_sync(report: ConvertReport, synced: SyncResult) -> None:
@@ -103,13 +96,13 @@ def _check_cache_settings(home: Home, catalog: Catalog, settings: Settings) -> s
     from musimilar.mel import preprocessing_fingerprint
 
     key = preprocessing_fingerprint(settings.audio, settings.mel)
-    previous = catalog.get_meta(CACHE_KEY)
+    previous = catalog.get_meta(cache.CACHE_KEY)
     if previous == key:
         return None
     catalog.reset_spectrograms()
     if previous is not None:
         cache.remove_cache(home.cache_dir / previous)
-    catalog.set_meta(CACHE_KEY, key)
+    catalog.set_meta(cache.CACHE_KEY, key)
     if previous is None:
         return None
     return "audio or mel settings changed since the last convert: the spectrogram cache is rebuilt"
@@ -126,7 +119,9 @@ def _convert_pending(
 ) -> None:
     if not pending:
         return
-    writer = cache.ShardWriter(cache_directory(home, settings), settings.mel.n_mels, catalog.shard_ends())
+    writer = cache.ShardWriter(
+        cache.cache_directory(home, settings.audio, settings.mel), settings.mel.n_mels, catalog.shard_ends()
+    )
     batch: list[Converted] = []
     last_commit = time.monotonic()
     try:

@@ -27,3 +27,9 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return None
+
+
+def autocast(device: torch.device) -> torch.autocast:
+    """The mixed-precision context every forward pass runs in (a no-op where `autocast_dtype` is None)."""
+    dtype = autocast_dtype(device)
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)

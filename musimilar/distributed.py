@@ -63,11 +63,3 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     value = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item() > 0)
-
-
-def mean_over_ranks(value: float, device: torch.device) -> float:
-    if not dist.is_initialized():
-        return value
-    tensor = torch.tensor([value], device=device, dtype=torch.float64 if device.type == "cpu" else torch.float32)
-    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    return float(tensor.item()) / dist.get_world_size()

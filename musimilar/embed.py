@@ -11,14 +11,14 @@ import numpy as np
 import torch
 
 from musimilar.audio import decode_segments
-from musimilar.cache import CacheReader
+from musimilar.cache import CACHE_KEY, CacheReader, cache_directory, fit_frames
 from musimilar.catalog import Catalog, Placement, Track
 from musimilar.checkpoint import LoadedModel, load_model
-from musimilar.devices import autocast_dtype, pick_device
+from musimilar.devices import autocast, pick_device
 from musimilar.embeddings import EmbeddingTable, load_embeddings, merge_tables, normalise_rows, save_embeddings
 from musimilar.errors import DecodeError, NotReadyError, SettingsError
 from musimilar.home import Home
-from musimilar.mel import LogMel, frames_per_second, preprocessing_fingerprint
+from musimilar.mel import LogMel, crop_frames, frames_per_second, preprocessing_fingerprint
 
 Progress = Callable[[int, int], None]
 
@@ -36,8 +36,8 @@ class EmbedReport:
     shard: str | None = None
 
 
-def crop_frames(model: LoadedModel) -> int:
-    return max(16, round(model.embed.crop_seconds * frames_per_second(model.audio, model.mel)))
+def embedding_crop_frames(model: LoadedModel) -> int:
+    return crop_frames(model.embed.crop_seconds, model.audio, model.mel)
 
 
 def crop_starts(frames: int, crops: int, length: int) -> list[int]:
@@ -49,15 +49,14 @@ def crop_starts(frames: int, crops: int, length: int) -> list[int]:
 def track_crops(logmel: np.ndarray, crops: int, length: int) -> np.ndarray:
     """[n_mels, T] -> [crops', n_mels, length]; a track shorter than a crop is repeated to fill it."""
     if logmel.shape[1] < length:
-        logmel = np.tile(logmel, (1, -(-length // logmel.shape[1])))
+        return fit_frames(logmel, length)[None]
     return np.stack([logmel[:, s : s + length] for s in crop_starts(logmel.shape[1], crops, length)])
 
 
 @torch.no_grad()
 def encode_crops(model: LoadedModel, crops: torch.Tensor, device: torch.device) -> np.ndarray:
     """[C, n_mels, F] -> the L2-normalised mean of the crops' normalised embeddings, [D]."""
-    dtype = autocast_dtype(device)
-    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+    with autocast(device):
         vectors = model.encoder.embed(crops.to(device))
     return normalise_rows(vectors.float().mean(dim=0, keepdim=True).cpu().numpy())[0]
 
@@ -71,20 +70,13 @@ def embed_file(model: LoadedModel, path: Path, device: torch.device | None = Non
     seconds = model.embed.crop_seconds
     fps = frames_per_second(model.audio, model.mel)
     kept_frames = int(kept * fps)
-    length = crop_frames(model)
+    length = embedding_crop_frames(model)
     starts = [s / fps for s in crop_starts(kept_frames, model.embed.crops, length)]
     segments = decode_segments(path, model.audio, starts, seconds)
     logmel = _logmel_module(model)
     with torch.inference_mode():
-        crops = [_fit(logmel(torch.from_numpy(segment)), length) for segment in segments]
+        crops = [fit_frames(logmel(torch.from_numpy(segment)), length) for segment in segments]
     return encode_crops(model, torch.stack(crops), device)
-
-
-def _fit(logmel: torch.Tensor, length: int) -> torch.Tensor:
-    """Trim or repeat a [n_mels, T] log-mel to exactly `length` frames."""
-    if logmel.shape[1] < length:
-        logmel = logmel.repeat(1, -(-length // logmel.shape[1]))
-    return logmel[:, :length]
 
 
 _logmel_cache: dict[str, LogMel] = {}
@@ -141,7 +133,7 @@ def embed_library(
     directory = shard_directory(home, shard) if shard else home.embeddings_dir
     with Catalog(home.catalog_path) as catalog:
         tracks = [t for t in catalog.tracks("ok") if in_shard(t.id, shard)]
-        from_cache = catalog.get_meta("cache_key") == preprocessing_fingerprint(model.audio, model.mel)
+        from_cache = catalog.get_meta(CACHE_KEY) == preprocessing_fingerprint(model.audio, model.mel)
         placements = catalog.placements() if from_cache else {}
     stored = load_embeddings(directory, mmap=False)
     table = _current_rows(stored, model, tracks)
@@ -156,7 +148,7 @@ def embed_library(
         report.removed = len(stored) - len(table)
     done = set(table.track_ids.tolist())
     todo = [t for t in tracks if t.id not in done]
-    reader = CacheReader(home.cache_dir / preprocessing_fingerprint(model.audio, model.mel), model.mel.n_mels)
+    reader = CacheReader(cache_directory(home, model.audio, model.mel), model.mel.n_mels)
     last_save = time.monotonic()
     batches: list[EmbeddingTable] = []  # merged into the table at each save, not per batch (that is quadratic)
     try:
@@ -187,9 +179,7 @@ def _current_rows(stored: EmbeddingTable | None, model: LoadedModel, tracks: lis
     if stored is None or stored.model_fingerprint != model.fingerprint or stored.dim != model.model.embedding_dim:
         empty = np.zeros((0, model.model.embedding_dim), np.float32)
         return EmbeddingTable(np.zeros(0, np.int64), empty, model.fingerprint)
-    version = {t.id: t.version for t in tracks}
-    keep = np.array([version.get(int(i)) == int(v) for i, v in zip(stored.track_ids, stored.versions)], dtype=bool)
-    return stored.subset(keep)
+    return stored.live({t.id: t.version for t in tracks})
 
 
 def _embed_batches(
@@ -201,7 +191,7 @@ def _embed_batches(
     report: EmbedReport,
 ) -> Iterator[tuple[list[Track], np.ndarray]]:
     """Yield (tracks, [n, D] vectors), about `embed.batch_size` crops per forward pass."""
-    length = crop_frames(model)
+    length = embedding_crop_frames(model)
     pending: list[tuple[Track, np.ndarray]] = []
     crops_pending = 0
     for track in tracks:
@@ -237,8 +227,7 @@ def _encode_pending(
     model: LoadedModel, pending: list[tuple[Track, np.ndarray]], device: torch.device
 ) -> tuple[list[Track], np.ndarray]:
     crops = torch.from_numpy(np.concatenate([c for _, c in pending])).to(device)  # [sum C, n_mels, F]
-    dtype = autocast_dtype(device)
-    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+    with autocast(device):
         vectors = model.encoder.embed(crops).float()  # [sum C, D]
     owners = torch.repeat_interleave(torch.arange(len(pending)), torch.tensor([len(c) for _, c in pending]))
     sums = torch.zeros(len(pending), vectors.shape[1]).index_add_(0, owners, vectors.cpu())

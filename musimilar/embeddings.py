@@ -33,7 +33,7 @@ T = TypeVar("T")
 class EmbeddingTable:
     """Row i is the embedding of catalog track `track_ids[i]` at content version `versions[i]`.
 
-    Track ids are expected to be unique; `merge_tables` and `upsert` guarantee it and sort rows by track id.
+    Track ids are expected to be unique; `merge_tables` guarantees it and sorts rows by track id.
     """
 
     track_ids: np.ndarray  # [N] int64, catalog row ids
@@ -88,14 +88,14 @@ class EmbeddingTable:
         assert self.versions is not None
         return EmbeddingTable(self.track_ids[mask], self.vectors[mask], self.model_fingerprint, self.versions[mask])
 
-    def upsert(self, other: EmbeddingTable) -> EmbeddingTable:
-        """A new table where the rows of `other` replace or add to these (same model required)."""
-        return merge_tables([self, other])
+    def live(self, versions: Mapping[int, int]) -> EmbeddingTable:
+        """Only the rows whose track is in `versions` (track id -> content version) at the version embedded.
 
-    def drop(self, track_ids: Iterable[int] | np.ndarray) -> EmbeddingTable:
-        """A new table without the given tracks (ids not present are ignored)."""
-        gone = np.asarray(list(track_ids) if not isinstance(track_ids, np.ndarray) else track_ids, dtype=np.int64)
-        return self.subset(~np.isin(self.track_ids, gone))
+        A removed or changed track's old embedding never comes back as an answer or counts as up to date.
+        """
+        assert self.versions is not None
+        keep = np.array([versions.get(int(i)) == int(v) for i, v in zip(self.track_ids, self.versions)], dtype=bool)
+        return self if keep.all() else self.subset(keep)
 
 
 def _as_array(values: Any, dtype: type) -> np.ndarray:

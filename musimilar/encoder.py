@@ -91,8 +91,3 @@ class ContrastiveModel(nn.Module):
         """(h, z): encoder output `[B, embedding_dim]` and its projection `[B, projection_dim]`, not normalised."""
         h = self.encoder(x)  # [B, embedding_dim]
         return h, self.head(h)  # [B, projection_dim]
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of scalar parameters in `module`."""
-    return sum(parameter.numel() for parameter in module.parameters())

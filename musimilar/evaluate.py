@@ -21,7 +21,7 @@ from musimilar import metrics
 from musimilar.cache import CacheReader
 from musimilar.catalog import Placement, Track
 from musimilar.checkpoint import LoadedModel
-from musimilar.devices import autocast_dtype
+from musimilar.devices import autocast
 from musimilar.errors import MusimilarError, NotReadyError
 from musimilar.home import Home
 from musimilar.labels import default_by, known_keys, label_of, read_label_csv, with_labels
@@ -117,7 +117,7 @@ def evaluate(
 
 
 def _open_library(home: Home, labels_csv: Path | None, device_name: str) -> _Library:
-    from musimilar.convert import CACHE_KEY
+    from musimilar.cache import CACHE_KEY
     from musimilar.mel import preprocessing_fingerprint
     from musimilar.recommend import Recommender
     from musimilar.settings import IndexSettings
@@ -167,7 +167,7 @@ def _label_figures(report: EvaluationReport, library: _Library, seed: int, contr
     most_common = max(report.labels.values()) / len(labels)
     report.chance.update(
         precision_at_k=summary["chance_precision"],
-        map=chance_average_precision(labels, groups),
+        map=metrics.chance_average_precision(labels, groups),
         knn_accuracy=most_common,
         linear_probe_accuracy=most_common,
     )
@@ -218,33 +218,6 @@ def _groups(tracks: list[Track], key: str | None, warnings: list[str]) -> np.nda
     return np.array([codes[name] if name else metrics.UNKNOWN_GROUP for name in names], dtype=np.int64)
 
 
-def chance_average_precision(labels: np.ndarray, groups: np.ndarray | None = None) -> float:
-    """Expected mAP of rankings drawn at random, over the queries mAP counts (those with a relevant candidate).
-
-    A query with M candidates, R of them relevant, expects AP = (H_M + (R - 1) / (M - 1) * (M - H_M)) / M, where
-    H_M = 1 + 1/2 + ... + 1/M: a relevant item at place n has an expected precision of (1 + (n - 1)(R - 1) /
-    (M - 1)) / n, and any place holds one with probability R / M. Candidates exclude the query's group.
-    """
-    codes, _ = metrics.encode_labels(labels)
-    candidates = np.full(len(codes), len(codes) - 1)
-    relevant = np.bincount(codes)[codes] - 1
-    if groups is not None:
-        known = groups != metrics.UNKNOWN_GROUP
-        _, group_of, group_sizes = np.unique(groups, return_inverse=True, return_counts=True)
-        _, pair_of, pair_sizes = np.unique(
-            np.stack([groups, codes], 1), axis=0, return_inverse=True, return_counts=True
-        )
-        candidates -= np.where(known, group_sizes[group_of.reshape(-1)] - 1, 0)
-        relevant -= np.where(known, pair_sizes[pair_of.reshape(-1)] - 1, 0)
-    answerable = relevant > 0
-    if not answerable.any():
-        return float("nan")
-    m, r = candidates[answerable].astype(np.float64), relevant[answerable].astype(np.float64)
-    harmonic = np.cumsum(1.0 / np.arange(1, m.max() + 1))[m.astype(np.int64) - 1]  # H_M of each query
-    spread = np.divide(r - 1, m - 1, out=np.zeros_like(m), where=m > 1)
-    return float(((harmonic + spread * (m - harmonic)) / m).mean())
-
-
 def _baseline_vectors(library: _Library, rows: np.ndarray) -> np.ndarray:
     """The baseline's unit vectors [len(rows), 2 * n_mels]: log-mel statistics of each track, z-scored."""
     statistics = [metrics.logmel_statistics(_spread_frames(library.reader, library.placements[row])) for row in rows]
@@ -263,9 +236,9 @@ def _segment_figures(
     report: EvaluationReport, library: _Library, sample: int | None, seed: int, progress: Progress | None
 ) -> None:
     """Segment retrieval of the model and the baseline on two non-overlapping crops per track."""
-    from musimilar.embed import crop_frames
+    from musimilar.embed import embedding_crop_frames
 
-    length = crop_frames(library.model)
+    length = embedding_crop_frames(library.model)
     eligible = np.flatnonzero([placement.frames >= 2 * length for placement in library.placements])
     seconds = library.model.embed.crop_seconds
     short = len(library.placements) - len(eligible)
@@ -304,7 +277,6 @@ def _encode_crops(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(model embeddings [C, D], baseline statistics [C, 2 * n_mels]) of the crops, embedded in batches."""
     model, device = library.model, library.device
-    dtype = autocast_dtype(device)
     vectors, statistics = [], []
     for start in range(0, len(crops), model.embed.batch_size):
         batch = np.stack(
@@ -314,7 +286,7 @@ def _encode_crops(
             ]
         )  # [b, n_mels, F]
         statistics.extend(metrics.logmel_statistics(crop) for crop in batch)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with autocast(device):
             vectors.append(model.encoder.embed(torch.from_numpy(batch).to(device)).float().cpu().numpy())
         if progress is not None:
             progress(start + len(batch), len(crops))

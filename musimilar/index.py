@@ -295,16 +295,23 @@ def _coverage(info: IndexInfo, table: EmbeddingTable) -> tuple[np.ndarray, np.nd
     return item_rows, np.flatnonzero(~covered).astype(np.int64)
 
 
+def exact_neighbours(table: EmbeddingTable, rows: np.ndarray, k: int) -> np.ndarray:
+    """[Q, k] table rows of the true nearest neighbours of each query row, the query's own row excluded."""
+    return np.stack([exact_search(table.vectors, table.vectors[row], k, exclude_rows=[row])[0][0] for row in rows])
+
+
+def recall_at_k(searcher: Searcher, table: EmbeddingTable, rows: np.ndarray, truth: np.ndarray, k: int) -> float:
+    """Share of the true neighbours (`exact_neighbours`) that `searcher` finds, each query's own track excluded."""
+    hits = 0
+    for row, expected in zip(rows, truth):
+        found = searcher.search(table.vectors[row], k, exclude_track_ids=[int(table.track_ids[row])])
+        hits += len(set(table.track_ids[expected].tolist()) & {track for track, _ in found})
+    return hits / max(1, truth.size)
+
+
 def measure_recall(table: EmbeddingTable, searcher: Searcher, k: int = 10, sample: int = 1000, seed: int = 0) -> float:
     """Recall@k of `searcher` against exact search, querying with a sample of the table's own vectors."""
-    if len(table) == 0:
+    if len(table) < 2:
         return 1.0
     rows = np.sort(np.random.default_rng(seed).choice(len(table), size=min(sample, len(table)), replace=False))
-    queries = np.asarray(table.vectors[rows])  # [S, D]
-    truth_rows, _ = exact_search(table.vectors, queries, k)
-    found = searcher.search_many(queries, k)
-    hits = sum(
-        len(set(table.track_ids[truth].tolist()) & {track for track, _ in answer})
-        for truth, answer in zip(truth_rows, found)
-    )
-    return hits / truth_rows.size
+    return recall_at_k(searcher, table, rows, exact_neighbours(table, rows, k), k)

@@ -70,13 +70,16 @@ class LogMel(torch.nn.Module):
         return self.transform.mel_scale(power)
 
 
-def frames_for(samples: int, mel: MelSettings) -> int:
-    """Number of frames a waveform of `samples` samples gives (centred frames)."""
-    return 1 + samples // mel.hop_length
-
-
 def frames_per_second(audio: AudioSettings, mel: MelSettings) -> float:
     return audio.sample_rate / mel.hop_length
+
+
+MIN_CROP_FRAMES = 16  # the shortest crop, whatever the settings (0.37 s at the default rate and hop)
+
+
+def crop_frames(seconds: float, audio: AudioSettings, mel: MelSettings) -> int:
+    """Frames in a crop of `seconds` (for training views and for embedding crops alike)."""
+    return max(MIN_CROP_FRAMES, round(seconds * frames_per_second(audio, mel)))
 
 
 def preprocessing_fingerprint(audio: AudioSettings, mel: MelSettings) -> str:

@@ -99,10 +99,8 @@ def precision_at_k(labels: Sequence | np.ndarray, neighbour_indices: np.ndarray)
     return float((_neighbour_codes(codes, neighbour_indices) == codes[:, None]).mean())
 
 
-def chance_precision(labels: Sequence | np.ndarray, k: int, exclude_groups: np.ndarray | None = None) -> float:
-    """Expected precision@k of k neighbours drawn at random from each query's candidates (others, not same group)."""
-    codes, _ = encode_labels(labels)
-    groups = _per_track(exclude_groups, len(codes), "exclude_groups")
+def _candidates(codes: np.ndarray, groups: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per query: (tracks it may be matched with, those of them with its label); its own group is left out."""
     same_label = np.bincount(codes)[codes] - 1  # [N] other tracks with the query's label
     candidates = np.full(len(codes), len(codes) - 1)
     if groups is not None:
@@ -113,6 +111,13 @@ def chance_precision(labels: Sequence | np.ndarray, k: int, exclude_groups: np.n
         )
         candidates -= np.where(known, group_sizes[group_codes.reshape(-1)] - 1, 0)
         same_label -= np.where(known, pair_sizes[pair_codes.reshape(-1)] - 1, 0)
+    return candidates, same_label
+
+
+def chance_precision(labels: Sequence | np.ndarray, k: int, exclude_groups: np.ndarray | None = None) -> float:
+    """Expected precision@k of k neighbours drawn at random from each query's candidates (others, not same group)."""
+    codes, _ = encode_labels(labels)
+    candidates, same_label = _candidates(codes, _per_track(exclude_groups, len(codes), "exclude_groups"))
     # With fewer than k candidates, the empty places count as misses, as in precision_at_k.
     drawn = np.minimum(candidates, k)
     expected_hits = np.divide(same_label * drawn, candidates, out=np.zeros(len(codes)), where=candidates > 0)
@@ -163,6 +168,24 @@ def mean_average_precision(
     )
     answerable = ~np.isnan(precisions)
     return float(precisions[answerable].mean()) if answerable.any() else float("nan")
+
+
+def chance_average_precision(labels: Sequence | np.ndarray, exclude_groups: np.ndarray | None = None) -> float:
+    """Expected mAP of rankings drawn at random, over the queries mAP counts (those with a relevant candidate).
+
+    A query with M candidates, R of them relevant, expects AP = (H_M + (R - 1) / (M - 1) * (M - H_M)) / M, where
+    H_M = 1 + 1/2 + ... + 1/M: a relevant item at place n has an expected precision of (1 + (n - 1)(R - 1) /
+    (M - 1)) / n, and any place holds one with probability R / M. Candidates exclude the query's group.
+    """
+    codes, _ = encode_labels(labels)
+    candidates, relevant = _candidates(codes, _per_track(exclude_groups, len(codes), "exclude_groups"))
+    answerable = relevant > 0
+    if not answerable.any():
+        return float("nan")
+    m, r = candidates[answerable].astype(np.float64), relevant[answerable].astype(np.float64)
+    harmonic = np.cumsum(1.0 / np.arange(1, m.max() + 1))[m.astype(np.int64) - 1]  # H_M of each query
+    spread = np.divide(r - 1, m - 1, out=np.zeros_like(m), where=m > 1)
+    return float(((harmonic + spread * (m - harmonic)) / m).mean())
 
 
 def weighted_vote(neighbour_labels: np.ndarray, sims: np.ndarray, n_labels: int) -> np.ndarray:

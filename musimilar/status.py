@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from musimilar.cache import cache_size_bytes
+from musimilar.cache import CACHE_KEY, cache_size_bytes
 from musimilar.catalog import Catalog
 from musimilar.home import Home
 
@@ -16,7 +16,7 @@ def home_status(home: Home) -> dict[str, Any]:
         counts = catalog.status_counts()
         failures = [{"path": p, "error": e} for p, e in catalog.failures()]
         live = {t.id: t.version for t in catalog.tracks("ok")}
-        cache_key = catalog.get_meta("cache_key")
+        cache_key = catalog.get_meta(CACHE_KEY)
     cache_bytes = cache_size_bytes(home.cache_dir / cache_key) if cache_key else 0
     status: dict[str, Any] = {
         "home": str(home.root),
@@ -62,8 +62,7 @@ def _embeddings_status(home: Home, model: dict[str, Any] | None, live: dict[int,
     table = load_embeddings(home.embeddings_dir)
     if table is None:
         return None
-    current = {int(i): int(v) for i, v in zip(table.track_ids, table.versions)}
-    missing = sum(1 for track_id, version in live.items() if current.get(track_id) != version)
+    missing = len(live) - len(table.live(live))
     same_model = model is not None and model["fingerprint"] == table.model_fingerprint
     return {
         "count": len(table),

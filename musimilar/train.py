@@ -15,15 +15,15 @@ import torch
 from musimilar import distributed
 from musimilar.augment import Augmenter
 from musimilar.batches import load_in_background, plan_epoch
-from musimilar.cache import CacheReader
+from musimilar.cache import CACHE_KEY, CacheReader, cache_directory
 from musimilar.catalog import Catalog, Placement
-from musimilar.devices import autocast_dtype, pick_device
+from musimilar.devices import autocast, pick_device
 from musimilar.encoder import ContrastiveModel
 from musimilar.errors import NotReadyError
 from musimilar.home import Home
 from musimilar.labels import label_of
 from musimilar.losses import contrastive_loss
-from musimilar.mel import frames_per_second
+from musimilar.mel import crop_frames
 from musimilar.resume import ResumeState, load_resume_state, publish_model, save_epoch_model, save_resume_state
 from musimilar.settings import Settings
 from musimilar.validation import DISTRACTOR_TRACKS, split_tracks, validate, validation_set
@@ -91,7 +91,6 @@ def train(
 
 
 def _open_library(home: Home, settings: Settings) -> Library:
-    from musimilar.convert import CACHE_KEY, cache_directory
     from musimilar.mel import preprocessing_fingerprint
 
     with Catalog(home.catalog_path) as catalog:
@@ -114,7 +113,7 @@ def _open_library(home: Home, settings: Settings) -> Library:
         raise NotReadyError(f"--loss supcon needs labels: no track has a '{by}' label (set --by)")
     codes = {name: code for code, name in enumerate(sorted({n for n in names if n}))}
     labels = np.array([codes[n] if n else len(codes) + row for row, n in enumerate(names)], dtype=np.int64)
-    reader = CacheReader(cache_directory(home, settings), settings.mel.n_mels)
+    reader = CacheReader(cache_directory(home, settings.audio, settings.mel), settings.mel.n_mels)
     return Library(ids, [placements[i] for i in ids], labels, reader)
 
 
@@ -135,9 +134,7 @@ class _Run:
         self.notify = notify if ranks.is_main else (lambda text: None)
         train = settings.train
         torch.manual_seed(train.seed + ranks.rank)
-        self.crop_frames = max(
-            16, round(settings.augment.crop_seconds * frames_per_second(settings.audio, settings.mel))
-        )
+        self.crop_frames = crop_frames(settings.augment.crop_seconds, settings.audio, settings.mel)
         self.train_rows, self.val_rows = (
             (state.train_rows, state.val_rows)
             if state
@@ -325,11 +322,7 @@ class _Run:
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
         first, second = (self.augmenter(v.to(self.device, non_blocking=True), self.view_generator) for v in views)
-        with torch.autocast(
-            self.device.type,
-            dtype=autocast_dtype(self.device) or torch.float32,
-            enabled=autocast_dtype(self.device) is not None,
-        ):
+        with autocast(self.device):
             _, z = self.network(torch.cat([first, second]))
         z1, z2 = z.float().chunk(2)
         label_tensor = torch.from_numpy(labels).to(self.device) if train.loss == "supcon" else None

@@ -12,7 +12,6 @@ from musimilar.augment import (
     freq_mask,
     gain_contrast,
     mask_bands,
-    random_time_crop,
     reverse_time,
     shift_and_scale,
     time_mask,
@@ -48,24 +47,6 @@ def test_each_augmentation_keeps_shape() -> None:
     for view in views:
         assert view.shape == batch.shape
         assert view.dtype == torch.float32
-
-
-def test_time_crop_takes_consecutive_frames_at_random_offsets() -> None:
-    frame_index = torch.arange(100, dtype=torch.float32)
-    batch = frame_index.expand(64, N_MELS, 100).clone()  # [B, n_mels, T]: each value is its frame number
-    crop = random_time_crop(batch, 20, seeded())
-    assert crop.shape == (64, N_MELS, 20)
-    starts = crop[:, :, :1]  # [B, n_mels, 1]
-    assert torch.equal(crop - starts, torch.arange(20.0).expand_as(crop))
-    assert starts.min() >= 0 and starts.max() <= 80
-    assert len(starts.unique()) > 10
-
-
-def test_time_crop_of_full_length_returns_the_batch() -> None:
-    batch = log_mel()
-    assert random_time_crop(batch, FRAMES, seeded()) is batch
-    with pytest.raises(ValueError):
-        random_time_crop(batch, FRAMES + 1, seeded())
 
 
 def test_shift_moves_each_mean_by_the_asked_db() -> None:

@@ -14,12 +14,12 @@ import pytest
 import torch
 
 from musimilar.audio import decode
-from musimilar.cache import CacheReader, shard_path
+from musimilar.cache import CacheReader, cache_directory, shard_path
 from musimilar.catalog import Catalog
-from musimilar.convert import ConvertReport, cache_directory, convert
+from musimilar.convert import ConvertReport, convert
 from musimilar.errors import HomeBusyError
 from musimilar.home import Home
-from musimilar.mel import LogMel, frames_for
+from musimilar.mel import LogMel
 from musimilar.settings import AudioSettings, MelSettings, Settings
 from musimilar.synth import SynthTrack
 
@@ -43,7 +43,7 @@ convert.convert(Home.open(Path(sys.argv[1])), [Path(sys.argv[2])], Settings(), w
 
 def cached_logmels(home: Home, settings: Settings = DEFAULTS) -> dict[str, np.ndarray]:
     """path -> cached log-mel [n_mels, frames] of every converted track."""
-    reader = CacheReader(cache_directory(home, settings), settings.mel.n_mels)
+    reader = CacheReader(cache_directory(home, settings.audio, settings.mel), settings.mel.n_mels)
     with Catalog(home.catalog_path) as catalog:
         paths = {track.id: track.path for track in catalog.tracks()}
         return {paths[track_id]: reader.read(placement) for track_id, placement in catalog.placements().items()}
@@ -102,7 +102,7 @@ def test_every_file_is_converted(converted: tuple[Home, ConvertReport], synth_li
     for synth in tracks:
         track = by_path[str(synth.path.resolve())]
         assert track.labels["folder"] == synth.style
-        assert placements[track.id].frames == frames_for(round(SECONDS * DEFAULTS.audio.sample_rate), DEFAULTS.mel)
+        assert placements[track.id].frames == 1 + round(SECONDS * DEFAULTS.audio.sample_rate) // DEFAULTS.mel.hop_length
 
 
 def test_cache_holds_about_40_megabytes_per_hour(converted: tuple[Home, ConvertReport]) -> None:
@@ -170,7 +170,7 @@ def test_new_changed_and_deleted_files(small_library: Path, tmp_path: Path, synt
 def test_changed_mel_settings_rebuild_the_cache(small_library: Path, tmp_path: Path) -> None:
     home = Home.open(tmp_path / "home")
     convert(home, [small_library], DEFAULTS, workers=1)
-    old_cache = cache_directory(home, DEFAULTS)
+    old_cache = cache_directory(home, DEFAULTS.audio, DEFAULTS.mel)
     assert old_cache.is_dir()
 
     fewer_mels = Settings(mel=MelSettings(n_mels=64))
@@ -188,7 +188,7 @@ def test_changed_mel_settings_rebuild_the_cache(small_library: Path, tmp_path: P
     report = convert(home, [small_library], capped, workers=1)
     assert report.cache_reset is not None and report.converted == 4
     frames = {logmel.shape[1] for logmel in cached_logmels(home, capped).values()}
-    assert frames == {frames_for(2 * capped.audio.sample_rate, capped.mel)}
+    assert frames == {1 + 2 * capped.audio.sample_rate // capped.mel.hop_length}
 
 
 def test_bad_files_are_recorded_and_the_others_convert(bad_files: dict[str, Path], tmp_path: Path) -> None:
@@ -252,7 +252,7 @@ def test_a_killed_run_resumes(synth_library, tmp_path: Path) -> None:
     assert 0 < converted_before_kill < len(tracks), "the kill should land mid-run"
 
     # a kill between writing log-mels and recording them leaves unrecorded bytes at the shard's end
-    cache = cache_directory(home, DEFAULTS)
+    cache = cache_directory(home, DEFAULTS.audio, DEFAULTS.mel)
     last_shard = max(int(path.stem.split("-")[1]) for path in cache.glob("shard-*.f16"))
     with open(shard_path(cache, last_shard), "ab") as shard:
         shard.write(np.full((7, DEFAULTS.mel.n_mels), 12.5, dtype=np.float16).tobytes())

@@ -111,29 +111,26 @@ def test_pickled_arrays_are_refused(tmp_path: Path) -> None:
         load_embeddings(tmp_path)
 
 
-def test_lookups_subset_and_drop() -> None:
+def test_lookups_and_subset() -> None:
     table = make_table(count=10, first_id=100)
     assert len(table) == 10 and table.dim == 8
     assert table.row_of(104) == 4 and table.row_of(7) is None
     np.testing.assert_array_equal(table.rows_of([109, 5, 100]), [9, -1, 0])
-    dropped = table.drop([101, 103, 999])
-    assert dropped.track_ids.tolist() == [100, 102, 104, 105, 106, 107, 108, 109]
-    np.testing.assert_array_equal(dropped.vectors[1], table.vectors[2])
     picked = table.subset(table.track_ids % 2 == 0)
     assert picked.track_ids.tolist() == [100, 102, 104, 106, 108]
     np.testing.assert_array_equal(picked.versions, table.versions[::2])
 
 
-def test_upsert_replaces_and_adds() -> None:
+def test_merge_replaces_and_adds() -> None:
     table = make_table(count=10)
     update = make_table(count=4, first_id=8, seed=5)  # replaces 8, 9 and adds 10, 11
-    merged = table.upsert(update)
+    merged = merge_tables([table, update])
     assert merged.track_ids.tolist() == list(range(12))
     np.testing.assert_array_equal(merged.vectors[:8], table.vectors[:8])
     np.testing.assert_array_equal(merged.vectors[8:], update.vectors)
     np.testing.assert_array_equal(merged.versions[8:], update.versions)
     with pytest.raises(MusimilarError, match="model-b"):
-        table.upsert(make_table(fingerprint="model-b"))
+        merge_tables([table, make_table(fingerprint="model-b")])
 
 
 def test_merged_shards_equal_the_whole() -> None:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from musimilar.encoder import ContrastiveModel, ConvBlock, Encoder, ProjectionHead, count_parameters
+from musimilar.encoder import ContrastiveModel, ConvBlock, Encoder, ProjectionHead
 from musimilar.settings import SIZE_CHANNELS, ModelSettings
 
 TINY = ModelSettings(channels=(4, 8, 16), projection_dim=8)
@@ -88,9 +88,3 @@ def test_contrastive_model_returns_embedding_and_projection() -> None:
     assert z.shape == (4, TINY.projection_dim)
     model.eval()
     torch.testing.assert_close(model(log_mel(size=4))[0], model.encoder(log_mel(size=4)))
-
-
-def test_count_parameters() -> None:
-    block = ConvBlock(1, 4, dropout=0.0)
-    assert count_parameters(block) == 4 * 1 * 3 * 3 + 2 * 4
-    assert count_parameters(ContrastiveModel(TINY)) > count_parameters(Encoder(TINY))

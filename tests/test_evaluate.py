@@ -13,8 +13,9 @@ import pytest
 from musimilar import metrics
 from musimilar.catalog import Catalog
 from musimilar.errors import NotReadyError
-from musimilar.evaluate import FIGURES, LABEL_FIGURES, SEGMENT_FIGURES, chance_average_precision, evaluate
+from musimilar.evaluate import FIGURES, LABEL_FIGURES, SEGMENT_FIGURES, evaluate
 from musimilar.home import Home
+from musimilar.metrics import chance_average_precision
 
 SEGMENT_SAMPLE = 8  # tests about label figures embed few crops
 

@@ -165,10 +165,10 @@ def test_full_disk_while_converting_keeps_the_work(synth_library, tmp_path: Path
 
 def cached(home: Home) -> dict[str, bytes]:
     """path -> the bytes of its cached log-mel."""
-    from musimilar.convert import cache_directory
     from musimilar.settings import Settings
 
-    reader = cache.CacheReader(cache_directory(home, Settings()), Settings().mel.n_mels)
+    settings = Settings()
+    reader = cache.CacheReader(cache.cache_directory(home, settings.audio, settings.mel), settings.mel.n_mels)
     with Catalog(home.catalog_path) as catalog:
         paths = {track.id: track.path for track in catalog.tracks()}
         return {paths[i]: reader.read(placement).tobytes() for i, placement in catalog.placements().items()}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from musimilar import index as index_module
-from musimilar.embeddings import EmbeddingTable, normalise_rows
+from musimilar.embeddings import EmbeddingTable, merge_tables, normalise_rows
 from musimilar.errors import NotReadyError
 from musimilar.index import (
     MANIFEST_NAME,
@@ -124,7 +124,7 @@ def test_stale_index_is_refused(table: EmbeddingTable, index_dir: Path) -> None:
 def test_track_added_after_build_is_found(table: EmbeddingTable, index_dir: Path) -> None:
     newcomer = clustered_table(1, seed=9)
     newcomer = EmbeddingTable(np.array([99]), newcomer.vectors, "model-a", np.array([1]))
-    searcher = open_searcher(table.upsert(newcomer), index_dir, ANNOY)
+    searcher = open_searcher(merge_tables([table, newcomer]), index_dir, ANNOY)
     assert searcher.mode == "annoy" and searcher.delta_size == 1
     track_id, similarity = searcher.search(newcomer.vectors[0], 5)[0]
     assert track_id == 99 and similarity == pytest.approx(1.0, abs=1e-5)
@@ -132,7 +132,7 @@ def test_track_added_after_build_is_found(table: EmbeddingTable, index_dir: Path
 
 def test_removed_tracks_never_appear(table: EmbeddingTable, index_dir: Path) -> None:
     removed = table.track_ids[:200]
-    searcher = open_searcher(table.drop(removed), index_dir, ANNOY)
+    searcher = open_searcher(table.subset(~np.isin(table.track_ids, removed)), index_dir, ANNOY)
     results = searcher.search_many(table.vectors[:200], 10)
     assert all(len(found) == 10 for found in results)
     assert not {track for found in results for track, _ in found} & set(removed.tolist())
@@ -143,7 +143,7 @@ def test_changed_track_appears_with_its_new_vector_only(table: EmbeddingTable, i
     old_vector = table.vectors[0].copy()
     new_vector = normalise_rows(np.random.default_rng(11).normal(size=(1, DIM)))
     changed = EmbeddingTable(np.array([changed_id]), new_vector, "model-a", table.versions[:1] + 1)
-    updated = table.upsert(changed)
+    updated = merge_tables([table, changed])
     searcher = open_searcher(updated, index_dir, ANNOY)
     assert searcher.delta_size == 1
     for track_id, similarity in searcher.search(old_vector, 10):
@@ -182,5 +182,5 @@ def test_forced_or_missing_index_is_exact(table: EmbeddingTable, index_dir: Path
 def test_rebuild_is_due_past_the_delta_limit(table: EmbeddingTable, index_dir: Path) -> None:
     newcomers = clustered_table(6, seed=4)
     newcomers = EmbeddingTable(np.arange(10, 16), newcomers.vectors, "model-a", newcomers.versions)
-    searcher = open_searcher(table.upsert(newcomers), index_dir, ANNOY)
+    searcher = open_searcher(merge_tables([table, newcomers]), index_dir, ANNOY)
     assert searcher.delta_size == 6 and searcher.rebuild_due

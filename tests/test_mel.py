@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from musimilar.mel import LogMel, frames_for, frames_per_second, preprocessing_fingerprint
+from musimilar.mel import LogMel, frames_per_second, preprocessing_fingerprint
 from musimilar.settings import AudioSettings, MelSettings
 from musimilar.synth import get_style, synthesise_clip
 
@@ -44,7 +44,7 @@ def test_logmel_matches_librosa(style: str) -> None:
 
     ours = logmel(samples)
 
-    assert ours.shape == expected.shape == (MEL.n_mels, frames_for(len(samples), MEL))
+    assert ours.shape == expected.shape == (MEL.n_mels, centred_frames(len(samples)))
     compared = expected > COMPARED_ABOVE_DB
     difference = float(np.abs(ours - expected)[compared].max())
     print(f"{style}: max |LogMel - librosa| = {difference:.5f} dB over {compared.mean():.0%} of the bins")
@@ -81,15 +81,20 @@ def test_logmel_of_silence_is_the_floor() -> None:
 def test_batches_equal_single_clips() -> None:
     batch = np.stack([music(seed=seed, seconds=2.0) for seed in range(3)])  # [B, samples]
     together = logmel(batch)  # [B, n_mels, T]
-    assert together.shape == (3, MEL.n_mels, frames_for(batch.shape[1], MEL))
+    assert together.shape == (3, MEL.n_mels, centred_frames(batch.shape[1]))
     for row, samples in enumerate(batch):
         np.testing.assert_allclose(together[row], logmel(samples), atol=1e-4)
 
 
 @pytest.mark.parametrize("samples", [1, 511, 512, 513, 22050, 66150])
-def test_frames_for_counts_the_frames_logmel_gives(samples: int) -> None:
+def test_frames_are_centred_one_per_hop(samples: int) -> None:
     waveform = np.random.default_rng(0).standard_normal(samples).astype(np.float32) * 0.1
-    assert logmel(waveform).shape[1] == frames_for(samples, MEL)
+    assert logmel(waveform).shape[1] == centred_frames(samples)
+
+
+def centred_frames(samples: int) -> int:
+    """Frames of a waveform of `samples` samples with centred frames: one at every hop, from sample 0."""
+    return 1 + samples // MEL.hop_length
 
 
 def test_frames_per_second() -> None:
