@@ -24,10 +24,10 @@ import numpy as np
 from musimilar import metrics
 from musimilar.cache import CacheReader, cache_directory
 from musimilar.catalog import Catalog
-from musimilar.convert import convert
-from musimilar.embed import embed_library, embedding_crop_frames, encode_crops, open_model, track_crops
+from musimilar.embed import embedding_crop_frames, encode_crops, open_model, track_crops
 from musimilar.embeddings import load_embeddings
 from musimilar.home import Home
+from musimilar.library import Library
 from musimilar.mel import frames_per_second
 from musimilar.settings import load_settings
 
@@ -47,17 +47,15 @@ def main() -> None:
 
     paths, labels = read_manifest(args.devset)
     flags = {"train.minutes": args.minutes, "train.epochs": 1000, **parse_sets(args.set)}
-    home = Home.open(args.home.resolve())
-    settings = load_settings(flags=flags)
-    convert(home, [args.devset / "audio"], settings)
-    if not args.reuse_model:
-        from musimilar.train import train
-
+    library = Library.open(args.home.resolve(), flags=flags)
+    if args.reuse_model:
+        library.convert([args.devset / "audio"])
+        library.embed()
+    else:
         started = time.perf_counter()
-        report = train(home, settings, notify=print)
+        report = library.train([args.devset / "audio"], notify=print).train
         print(f"trained {report.epochs} epochs, {report.steps} steps in {time.perf_counter() - started:.0f} s")
-    embed_library(home)
-    figures = score(home, paths, labels)
+    figures = score(library.home, paths, labels)
     print_table(figures)
     if args.json:
         args.json.write_text(json.dumps({"settings": flags, "figures": figures}, indent=2))

@@ -68,26 +68,24 @@ def main() -> None:
             verdict = f"   +{over * 1000:.0f} ms: {'within' if over <= COLD_BUDGET_SECONDS else 'NOT within'} budget"
         print(f"  {name:30} {seconds * 1000:8.0f} ms   {seconds / torch_import:.2f}x import torch{verdict}")
 
-    from musimilar.home import Home
-    from musimilar.recommend import Recommender
-    from musimilar.settings import load_settings
+    from musimilar.library import Library
 
-    home = Home.open(args.home.resolve(), create=False)
+    library = Library.open(args.home.resolve(), create=False)
     started = time.perf_counter()
-    recommender = Recommender(home, load_settings(home=home.root).index)
+    ready = library.ready()
     opened = time.perf_counter() - started
     outside, inside = [], []
-    library = [str(t.id) for t in recommender.catalog.tracks("ok")][: len(files)]
+    track_ids = [str(t.id) for t in ready.catalog.tracks("ok")][: len(files)]
     for query in files:
         started = time.perf_counter()
-        recommender.recommend([str(query)], 10)
+        library.recommend([str(query)], 10)
         outside.append(time.perf_counter() - started)
-    for track_id in library:
+    for track_id in track_ids:
         started = time.perf_counter()
-        recommender.recommend([track_id], 10)
+        library.recommend([track_id], 10)
         inside.append(time.perf_counter() - started)
     print(
-        f"warm ({recommender.searcher.mode} search over {len(recommender.table)} tracks; "
+        f"warm ({ready.searcher.mode} search over {len(ready.table)} tracks; "
         f"opening model + embeddings + index {opened * 1000:.0f} ms):"
     )
     for name, values in (("file outside the library", outside), ("track of the library", inside)):

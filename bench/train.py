@@ -15,13 +15,11 @@ from pathlib import Path
 
 import torch
 
-from musimilar.convert import convert
 from musimilar.devices import autocast, pick_device
 from musimilar.encoder import ContrastiveModel
-from musimilar.home import Home
+from musimilar.library import Library
 from musimilar.losses import nt_xent
 from musimilar.mel import crop_frames
-from musimilar.settings import load_settings
 from musimilar.synth import write_library
 
 
@@ -53,16 +51,19 @@ def model_alone(settings, device: torch.device, steps: int) -> float:
     return steps * batch / (time.perf_counter() - started)
 
 
-def full_path(home: Home, settings) -> float:
+def full_path(library: Library) -> float:
     """Pairs per second of `musimilar train` itself (second epoch on, so start-up is not counted)."""
-    from musimilar.train import train
-
     seen: list[tuple[float, int]] = []
-    train(home, settings, on_step=lambda event: seen.append((time.perf_counter(), event.step)))
+
+    def on_progress(stage: str, done: int, total: int, note: str) -> None:
+        if stage == "train":
+            seen.append((time.perf_counter(), done))
+
+    library.train(index=False, progress=on_progress)
     steps_per_epoch = max(step for _, step in seen)
     later = seen[steps_per_epoch:]  # epochs after the first
     elapsed = later[-1][0] - later[0][0]
-    return (len(later) - 1) * settings.train.batch_size / elapsed
+    return (len(later) - 1) * library.settings.train.batch_size / elapsed
 
 
 def _synchronise(device: torch.device) -> None:
@@ -94,11 +95,10 @@ def main() -> None:
             "train.val_fraction": 0.0,
             "train.crops_per_track": 4,
         }
-        settings = load_settings(flags=flags)
-        home = Home.open(args.work / f"home-{size}")
-        convert(home, [audio], settings)
-        limit = model_alone(settings, device, args.steps)
-        full = full_path(home, settings)
+        library = Library.open(args.work / f"home-{size}", flags=flags)
+        library.convert([audio])
+        limit = model_alone(library.settings, device, args.steps)
+        full = full_path(library)
         print(f"{size:8}{limit:13.1f} p/s{full:13.1f} p/s{full / limit:13.2f}x")
 
 

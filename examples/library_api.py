@@ -1,9 +1,9 @@
-"""Use musimilar from Python: recommendations for a file, and the embedding of any audio file.
+"""Use musimilar from Python: recommendations for a file, a short radio, and the embedding of any audio file.
 
     python examples/library_api.py HOME QUERY [K]
 
 HOME is a trained library home (`musimilar train DIR --home HOME`); QUERY is an audio file, in the library or not.
-The CLI does the same through `musimilar recommend QUERY --home HOME`.
+The CLI does the same through `musimilar recommend QUERY --home HOME`: both drive the same `Library` object.
 """
 
 from __future__ import annotations
@@ -12,41 +12,29 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from musimilar.catalog import Catalog
-from musimilar.embed import embed_file, open_model
-from musimilar.embeddings import load_embeddings
-from musimilar.errors import MusimilarError, NotReadyError
-from musimilar.home import Home
-from musimilar.recommend import Recommender
-from musimilar.settings import load_settings
+from musimilar.embed import embed_file
+from musimilar.errors import MusimilarError
+from musimilar.library import Library
 
 
-def show_recommendations(home: Home, query: Path, k: int) -> None:
-    """The k tracks of the library that sound most like `query`, best first."""
-    settings = load_settings(home=home.root)  # the home's musimilar.toml and MUSIMILAR_* variables, as the CLI
-    recommender = Recommender(home, settings.index)  # loads the model, the embeddings and the index once
-    try:
-        for result in recommender.recommend([str(query)], k):
-            label = result.labels.get("genre") or result.labels.get("folder", "")
-            print(f"{result.rank:3d}  {result.similarity:.3f}  {result.path}  {label}")
-    finally:
-        recommender.close()
+def show_recommendations(library: Library, query: Path, k: int) -> None:
+    """The k tracks of the library that sound most like `query`, best first, then a radio that plays on from it."""
+    for result in library.recommend([str(query)], k):  # the model, embeddings and index load once, on first use
+        label = result.labels.get("genre") or result.labels.get("folder", "")
+        print(f"{result.rank:3d}  {result.similarity:.3f}  {result.path}  {label}")
+    radio = library.radio([str(query)], count=3)
+    print("radio: " + " -> ".join(Path(result.path).name for result in radio))
 
 
-def show_embedding(home: Home, query: Path) -> None:
+def show_embedding(library: Library, query: Path) -> None:
     """Embed a file with the home's current model and compare it with the stored embeddings of the library."""
-    model = open_model(home, None, torch.device("cpu"))  # None: the home's current model
-    vector = embed_file(model, query)  # [D], unit length; the audio and mel settings come from the model file
-    table = load_embeddings(home.embeddings_dir)  # one unit vector per catalog track
-    if table is None or table.model_fingerprint != model.fingerprint:
-        raise NotReadyError(f"{home.root}: no embeddings of the current model (run `musimilar embed`)")
-    cosines = np.asarray(table.vectors) @ vector  # [N]
+    ready = library.ready()  # the same model, embeddings and searcher `recommend` used
+    vector = embed_file(ready.model, query)  # [D], unit length; audio and mel settings come from the model file
+    cosines = np.asarray(ready.table.vectors) @ vector  # [N]
     best = int(np.argmax(cosines))
-    with Catalog(home.catalog_path) as catalog:
-        closest = catalog.track(int(table.track_ids[best]))
-    print(f"embedding: {vector.shape[0]}-d, norm {np.linalg.norm(vector):.3f}, model {model.fingerprint}")
+    closest = ready.catalog.track(int(ready.table.track_ids[best]))
+    print(f"embedding: {vector.shape[0]}-d, norm {np.linalg.norm(vector):.3f}, model {ready.model.fingerprint}")
     print(f"closest stored track: {closest.path if closest else '?'} (cosine {cosines[best]:.3f})")
 
 
@@ -56,9 +44,10 @@ def main(argv: list[str]) -> int:
         return 2
     query, k = Path(argv[1]), int(argv[2]) if len(argv) == 3 else 10
     try:
-        home = Home.open(Path(argv[0]).expanduser().resolve(), create=False)
-        show_recommendations(home, query, k)
-        show_embedding(home, query)
+        # The home's musimilar.toml and MUSIMILAR_* variables apply, as in the CLI.
+        with Library.open(Path(argv[0]).expanduser().resolve(), create=False) as library:
+            show_recommendations(library, query, k)
+            show_embedding(library, query)
     except MusimilarError as error:  # typed errors carry a one-line message and the CLI's exit code
         print(f"error: {error.message}", file=sys.stderr)
         return error.exit_code

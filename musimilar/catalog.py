@@ -111,16 +111,18 @@ class Placement:
 
 
 class Catalog:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, check_same_thread: bool = True) -> None:
         self.path = path
         # a home that cannot be written (a read-only disk or share): read the catalog as it is, writing nothing, not
         # even SQLite's shared-memory file; nobody can change it meanwhile
         self.read_only = path.exists() and not _writable(path)
         if self.read_only:
             uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
-            self.connection = sqlite3.connect(uri, uri=True, isolation_level=None)
+            self.connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=check_same_thread)
         else:
-            self.connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+            self.connection = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=check_same_thread
+            )
         self.connection.row_factory = sqlite3.Row
         try:
             if not self.read_only:

@@ -8,6 +8,7 @@ file, never from current flags.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,8 @@ import torch
 from musimilar import __version__
 from musimilar.encoder import Encoder
 from musimilar.errors import CheckpointError
-from musimilar.home import atomic_path
-from musimilar.settings import AudioSettings, EmbedSettings, MelSettings, ModelSettings
+from musimilar.home import Home, atomic_path
+from musimilar.settings import AudioSettings, EmbedSettings, MelSettings, ModelSettings, Settings
 
 FORMAT = "musimilar-model"
 FORMAT_VERSION = 1
@@ -121,3 +122,22 @@ def add_head(path: Path, by: str, head: dict[str, Any]) -> None:
     payload["heads"] = {**payload.get("heads", {}), by: head}
     with atomic_path(path) as temp:
         torch.save(payload, temp)
+
+
+EPOCH_MODEL_FILE = "last-epoch.pt"
+
+
+def save_epoch_model(home: Home, settings: Settings, encoder: Encoder, training: dict[str, Any]) -> Path:
+    """The model as it stands after an epoch, as a complete model file (`musimilar embed --model` takes it)."""
+    path = home.training_dir / EPOCH_MODEL_FILE
+    save_model(path, encoder, settings.audio, settings.mel, settings.model, settings.embed, training)
+    return path
+
+
+def publish_model(home: Home, settings: Settings, encoder: Encoder, training: dict[str, Any]) -> tuple[Path, str]:
+    """Write the trained encoder as the home's current model (and keep a copy named by its fingerprint)."""
+    current = home.current_model_path
+    fingerprint = save_model(current, encoder, settings.audio, settings.mel, settings.model, settings.embed, training)
+    with atomic_path(home.models_dir / f"model-{fingerprint}.pt") as temp:
+        shutil.copyfile(current, temp)
+    return current, fingerprint

@@ -15,8 +15,8 @@ import numpy as np
 
 from musimilar import metrics
 from musimilar.errors import MusimilarError, NotReadyError
-from musimilar.home import Home
 from musimilar.labels import default_by, known_keys, label_of
+from musimilar.ready import ReadyHome
 
 TOP_LABELS = 3  # labels listed per query
 
@@ -40,14 +40,13 @@ class ClassifyResult:
 
 
 def classify(
-    home: Home,
+    ready: ReadyHome,
     queries: list[str],
     by: str | None = None,
     k: int = 10,
     top: int = TOP_LABELS,
     use_head: bool = True,
     keep_going: bool = False,
-    device_name: str = "cpu",
 ) -> list[ClassifyResult]:
     """The `top` likeliest labels of each query (an audio file, in the library or not, or a catalog track id).
 
@@ -55,35 +54,28 @@ def classify(
     there is one and `use_head`; else the weighted vote of the k nearest labelled tracks (the query's own track
     and its exact duplicates never vote). With `keep_going`, a query that fails gets a result with its error.
     """
-    from musimilar.recommend import Recommender
-    from musimilar.settings import IndexSettings
-
     if k < 1 or top < 1:
         raise MusimilarError(f"k and top must be at least 1, got k={k}, top={top}")
-    recommender = Recommender(home, IndexSettings(), exact=True, device=device_name)
-    try:
-        tracks = {track.id: track for track in recommender.catalog.tracks("ok")}
-        by = by or default_by(tracks.values())
-        head = recommender.model.heads.get(by) if use_head else None
-        voters = None if head is not None else _voters(recommender.table, tracks, by)
-        results = []
-        for query in queries:
-            result = ClassifyResult(query, by, "vote" if head is None else "head")
-            try:
-                found = recommender.query_vector(query)
-                result.labels = (
-                    _head_labels(head, found.vector)
-                    if head is not None
-                    else _vote_labels(voters, found.vector, found.exclude, k)
-                )[:top]
-            except MusimilarError as error:
-                if not keep_going:
-                    raise
-                result.error = error.message
-            results.append(result)
-        return results
-    finally:
-        recommender.close()
+    tracks = {track.id: track for track in ready.catalog.tracks("ok")}
+    by = by or default_by(tracks.values())
+    head = ready.model.heads.get(by) if use_head else None
+    voters = None if head is not None else _voters(ready.table, tracks, by)
+    results = []
+    for query in queries:
+        result = ClassifyResult(query, by, "vote" if head is None else "head")
+        try:
+            found = ready.query_vector(query)
+            result.labels = (
+                _head_labels(head, found.vector)
+                if head is not None
+                else _vote_labels(voters, found.vector, found.exclude, k)
+            )[:top]
+        except MusimilarError as error:
+            if not keep_going:
+                raise
+            result.error = error.message
+        results.append(result)
+    return results
 
 
 @dataclass
@@ -133,20 +125,15 @@ def _head_labels(head: dict[str, Any], vector: np.ndarray) -> list[tuple[str, fl
     return [(str(head["labels"][code]), float(probabilities[code])) for code in order]
 
 
-def train_head(home: Home, by: str, l2: float = 1e-3) -> dict[str, Any]:
+def train_head(ready: ReadyHome, by: str, l2: float = 1e-3) -> dict[str, Any]:
     """Fit a linear classifier for `by` on the stored embeddings of the labelled tracks and keep it in the home's
     current model file (and its archived copy). The encoder, and so the model's fingerprint, stay as they were."""
     import torch
 
     from musimilar.checkpoint import add_head
-    from musimilar.recommend import Recommender
-    from musimilar.settings import IndexSettings
 
-    recommender = Recommender(home, IndexSettings(), exact=True, device="cpu")  # checks model and embeddings
-    try:
-        voters = _voters(recommender.table, {t.id: t for t in recommender.catalog.tracks("ok")}, by)
-    finally:
-        recommender.close()
+    home = ready.home
+    voters = _voters(ready.table, {t.id: t for t in ready.catalog.tracks("ok")}, by)
     if len(voters.names) < 2:
         raise NotReadyError(f"a head for '{by}' needs two labels or more; the tracks have one: {voters.names[0]}")
     weight, bias = metrics.fit_linear_classifier(voters.vectors, voters.codes, len(voters.names), l2)
@@ -158,7 +145,7 @@ def train_head(home: Home, by: str, l2: float = 1e-3) -> dict[str, Any]:
         "tracks": len(voters.codes),
         "l2": l2,
     }
-    fingerprint = recommender.model.fingerprint
+    fingerprint = ready.model.fingerprint
     for path in (home.current_model_path, home.models_dir / f"model-{fingerprint}.pt"):
         if path.is_file():
             add_head(path, by, head)

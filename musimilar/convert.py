@@ -9,9 +9,9 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -44,6 +44,10 @@ class ConvertReport:
     cache_bytes: int = 0
     audio_seconds: float = 0.0
     seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON of `musimilar convert --format json`."""
+        return {**asdict(self), "failed": [{"path": p, "error": e} for p, e in self.failed]}
 
 
 @dataclass

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from musimilar.home import Home
-from musimilar.settings import Settings, load_settings
+from musimilar.library import Library, Notify, Progress
 
 QUERIES = 5  # one clip of each style is asked for its neighbours
 K = 5
@@ -28,9 +26,6 @@ class DemoScale:
         ("train.minutes", 3.0),
         ("train.val_fraction", 0.1),
     )
-
-
-Notify = Callable[[str], None]
 
 
 @dataclass
@@ -55,21 +50,15 @@ class DemoReport:
 def run_demo(
     directory: Path,
     notify: Notify,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
     scale: DemoScale = DemoScale(),
 ) -> DemoReport:
     """Synthesise a library under `directory`, then convert, train, embed, index and recommend on it."""
-    from musimilar.convert import convert
-    from musimilar.embed import embed_library
-    from musimilar.embeddings import load_embeddings
-    from musimilar.index import build_index
-    from musimilar.recommend import Recommender
     from musimilar.synth import write_library
-    from musimilar.train import train
 
-    step = progress or (lambda stage, done, total: None)
+    step = progress or (lambda stage, done, total, note="": None)
     library_dir = directory / "library"
-    home = Home.open(directory / "home")
+    library = Library.open(directory / "home", flags=dict(scale.training))
     notify(
         f"demo: synthesising {scale.styles * scale.clips_per_style} clips in {scale.styles} styles under {library_dir}"
     )
@@ -80,37 +69,25 @@ def run_demo(
         seconds=scale.clip_seconds,
         formats=("ogg", "mp3", "flac", "wav"),
         seed=7,
-        progress=lambda done, total: step("synthesise", done, total),
+        progress=lambda done, total: step("synthesise", done, total, ""),
     )
-    settings: Settings = load_settings(home=home.root, flags=dict(scale.training))
-    with home.exclusive("demo"):
-        notify("demo: converting (log-mel spectrogram cache)")
-        convert(home, [library_dir], settings, progress=lambda done, total, path: step("convert", done, total))
-        notify("demo: training without labels")
-        report = train(
-            home, settings, notify=notify, on_step=lambda e: step(f"train {e.epoch}/{e.epochs}", e.step, e.steps)
-        )
-        notify("demo: embedding and indexing")
-        embed_library(home, progress=lambda done, total: step("embed", done, total))
-        build_index(load_embeddings(home.embeddings_dir), home.index_dir, settings.index.trees)
-    style_of = {str(t.path.resolve()): t.style for t in tracks}
-    recommender = Recommender(home, settings.index)
-    try:
+    with library:
+        notify("demo: converting, training without labels, embedding and indexing")
+        summary = library.train([library_dir], progress=step, notify=notify)
+        style_of = {str(t.path.resolve()): t.style for t in tracks}
         queries = [next(t for t in tracks if t.style == style) for style in dict.fromkeys(t.style for t in tracks)]
-        answers = []
-        for query in queries[:QUERIES]:
-            results = recommender.recommend([str(query.path)], K)
-            answers.append(
-                DemoQuery(
-                    str(query.path), query.style, [(r.path, style_of.get(r.path, "?"), r.similarity) for r in results]
-                )
+        answers = [
+            DemoQuery(
+                str(query.path),
+                query.style,
+                [(r.path, style_of.get(r.path, "?"), r.similarity) for r in library.recommend([str(query.path)], K)],
             )
-    finally:
-        recommender.close()
+            for query in queries[:QUERIES]
+        ]
     hits = [style == q.style for q in answers for _, style, _ in q.results]
-    last = report.history[-1] if report.history else {}
+    last = summary.train.history[-1] if summary.train.history else {}
     return DemoReport(
-        str(home.root),
+        str(library.home.root),
         str(library_dir),
         len(tracks),
         scale.styles,

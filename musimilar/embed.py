@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,11 +18,14 @@ from musimilar.catalog import Catalog, Placement, Track
 from musimilar.checkpoint import LoadedModel, load_model
 from musimilar.devices import autocast, pick_device
 from musimilar.embeddings import EmbeddingTable, load_embeddings, merge_tables, normalise_rows, save_embeddings
-from musimilar.errors import DecodeError, NotReadyError, SettingsError
+from musimilar.errors import DecodeError, NotReadyError
 from musimilar.home import Home
-from musimilar.mel import LogMel, crop_frames, frames_per_second, preprocessing_fingerprint
+from musimilar.mel import LogMel, crop_frames, preprocessing_fingerprint
+from musimilar.settings import Settings
+from musimilar.shards import in_shard, shard_directory
 
 Progress = Callable[[int, int], None]
+CONTEXT_FRAMES = 2  # hops decoded beyond what a crop's frames need: the resampler's edge stays outside the crop
 
 
 @dataclass
@@ -34,6 +39,10 @@ class EmbedReport:
     seconds: float = 0.0
     directory: str = ""
     shard: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON of `musimilar embed --format json`."""
+        return {**asdict(self), "failed": [{"path": p, "error": e} for p, e in self.failed]}
 
 
 def embedding_crop_frames(model: LoadedModel) -> int:
@@ -62,21 +71,36 @@ def encode_crops(model: LoadedModel, crops: torch.Tensor, device: torch.device) 
 
 
 def embed_file(model: LoadedModel, path: Path, device: torch.device | None = None) -> np.ndarray:
-    """The embedding of any audio file, decoding only the crops it needs."""
-    device = device or torch.device("cpu")
+    """The embedding of any audio file, decoding only the crops it needs.
+
+    The crops are those a library track's embedding takes from its cached log-mel (same starts, same frames), each
+    decoded with a little audio on either side so its log-mel equals the whole track's there: a file embeds the
+    same whether it is in the library or asked about from outside.
+    """
     from musimilar.audio import kept_window, probe
 
+    hop, rate = model.mel.hop_length, model.audio.sample_rate
     _, kept = kept_window(probe(path).duration, model.audio.max_seconds)
-    seconds = model.embed.crop_seconds
-    fps = frames_per_second(model.audio, model.mel)
-    kept_frames = int(kept * fps)
+    samples = round(kept * rate)  # of the kept part, at the model's rate, as the cache holds it
     length = embedding_crop_frames(model)
-    starts = [s / fps for s in crop_starts(kept_frames, model.embed.crops, length)]
-    segments = decode_segments(path, model.audio, starts, seconds)
+    context = math.ceil(model.mel.n_fft / 2 / hop) + CONTEXT_FRAMES
+    spans = []  # (first frame decoded, frames decoded, crop start within them)
+    for start in crop_starts(1 + samples // hop, model.embed.crops, length):
+        lead = min(start, context)
+        first = start - lead
+        spans.append((first, min(lead + length + context, -(-(samples - first * hop) // hop)), lead))
     logmel = _logmel_module(model)
-    with torch.inference_mode():
-        crops = [fit_frames(logmel(torch.from_numpy(segment)), length) for segment in segments]
-    return encode_crops(model, torch.stack(crops), device)
+    crops = []
+    for frames in sorted({frames for _, frames, _ in spans}):  # one decode for all spans of the same length
+        group = [(first, lead) for first, count, lead in spans if count == frames]
+        seconds = min(frames * hop, samples - group[0][0] * hop) / rate
+        segments = decode_segments(path, model.audio, [first * hop / rate for first, _ in group], seconds)
+        with torch.inference_mode():
+            crops += [
+                fit_frames(logmel(torch.from_numpy(segment))[:, lead:], length)
+                for segment, (_, lead) in zip(segments, group)
+            ]
+    return encode_crops(model, torch.stack(crops), device or torch.device("cpu"))
 
 
 _logmel_cache: dict[str, LogMel] = {}
@@ -89,27 +113,12 @@ def _logmel_module(model: LoadedModel) -> LogMel:
     return _logmel_cache[key]
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """'I/N' -> (I, N) with 1 <= I <= N."""
-    try:
-        index, count = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise SettingsError(f"--shard {text}: expected I/N, e.g. 3/8") from None
-    if not 1 <= index <= count:
-        raise SettingsError(f"--shard {text}: I must be between 1 and N")
-    return index, count
-
-
-def in_shard(track_id: int, shard: tuple[int, int] | None) -> bool:
-    """Tracks are dealt to shards by catalog id, so every machine sharing a catalog agrees."""
-    return shard is None or track_id % shard[1] == shard[0] - 1
-
-
-def shard_directory(home: Home, shard: tuple[int, int]) -> Path:
-    return home.root / "embedding-shards" / f"{shard[0]}-of-{shard[1]}"
-
-
 SAVE_EVERY_SECONDS = 60.0  # an interrupted embed keeps what it stored and continues from there
+
+
+def embed_device(settings: Settings) -> str:
+    """The device that embeds: the embed section's, or where it says auto, the one training uses."""
+    return settings.embed.device if settings.embed.device != "auto" else settings.train.device
 
 
 def open_model(home: Home, model_path: Path | None, device: torch.device) -> LoadedModel:

@@ -11,8 +11,10 @@ EXIT_USAGE = 2  # bad flags or settings
 EXIT_PARTIAL = 3  # the job was done, but some input files failed (they are recorded and skipped)
 EXIT_BUSY = 4  # another process holds the library home
 EXIT_NOT_READY = 5  # a prerequisite is missing: no model, no embeddings, stale index...
-EXIT_READ_ONLY = 6  # a command that writes was given a home it cannot write to
-EXIT_NO_SPACE = 7  # the disk holding the home is full; the work done so far is kept
+EXIT_UNREACHABLE = 6  # a music server or player could not be reached, or dropped the connection
+EXIT_AUTH = 7  # a music server refused the user name or password
+EXIT_READ_ONLY = 8  # a command that writes was given a home it cannot write to
+EXIT_NO_SPACE = 9  # the disk holding the home is full; the work done so far is kept
 EXIT_INTERRUPTED = 130  # Ctrl-C; work done so far is saved
 
 
@@ -87,3 +89,15 @@ class CheckpointError(MusimilarError):
     def __init__(self, path: Path | str, cause: str) -> None:
         self.path = str(path)
         super().__init__(f"{self.path}: not a usable musimilar model: {cause}")
+
+
+class UnreachableError(MusimilarError):
+    """A music server or player (Subsonic API, MPD) cannot be reached or dropped the connection."""
+
+    exit_code = EXIT_UNREACHABLE
+
+
+class AuthenticationError(MusimilarError):
+    """A music server refused the credentials."""
+
+    exit_code = EXIT_AUTH

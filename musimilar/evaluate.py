@@ -18,13 +18,14 @@ import numpy as np
 import torch
 
 from musimilar import metrics
-from musimilar.cache import CacheReader
+from musimilar.cache import CACHE_KEY, CacheReader, cache_directory
 from musimilar.catalog import Placement, Track
 from musimilar.checkpoint import LoadedModel
 from musimilar.devices import autocast
 from musimilar.errors import MusimilarError, NotReadyError
-from musimilar.home import Home
 from musimilar.labels import default_by, known_keys, label_of, read_label_csv, with_labels
+from musimilar.mel import preprocessing_fingerprint
+from musimilar.ready import ReadyHome
 
 LABEL_FIGURES = ("precision_at_k", "map", "knn_accuracy", "linear_probe_accuracy")
 SEGMENT_FIGURES = ("top1", "top10")
@@ -79,7 +80,7 @@ class _Library:
 
 
 def evaluate(
-    home: Home,
+    ready: ReadyHome,
     by: str | None = None,
     k: int = 10,
     exclude_same: str | None = None,
@@ -87,10 +88,9 @@ def evaluate(
     seed: int = 0,
     control: bool = False,
     sample: int | None = None,
-    device_name: str = "auto",
     progress: Progress | None = None,
 ) -> EvaluationReport:
-    """Evaluate the home's current model and its stored embeddings against the tracks' labels.
+    """Evaluate the ready home's model and its stored embeddings against the tracks' labels.
 
     `by` defaults to "label", else "genre", else "folder" (see labels.default_by). `labels_csv` lays a label
     file over the stored labels for this evaluation only. `sample` caps the tracks of segment retrieval (None:
@@ -102,7 +102,7 @@ def evaluate(
         raise MusimilarError(f"--exclude-same {exclude_same}: choose {' or '.join(EXCLUDE_KEYS)}")
     if k < 1:
         raise MusimilarError(f"--k {k}: must be at least 1")
-    library = _open_library(home, labels_csv, device_name)
+    library = _open_library(ready, labels_csv)
     report = EvaluationReport(
         by or default_by(library.tracks),
         k,
@@ -116,24 +116,14 @@ def evaluate(
     return report
 
 
-def _open_library(home: Home, labels_csv: Path | None, device_name: str) -> _Library:
-    from musimilar.cache import CACHE_KEY
-    from musimilar.mel import preprocessing_fingerprint
-    from musimilar.recommend import Recommender
-    from musimilar.settings import IndexSettings
-
-    recommender = Recommender(home, IndexSettings(), exact=True, device=device_name)  # checks model and embeddings
-    model, table = recommender.model, recommender.table
-    try:
-        cache_key = preprocessing_fingerprint(model.audio, model.mel)
-        if recommender.catalog.get_meta(CACHE_KEY) != cache_key:
-            raise NotReadyError(
-                f"{home.root}: the spectrogram cache was made with other audio or mel settings than "
-                "the current model (train a model on it with `musimilar train`)"
-            )
-        converted, placements = recommender.catalog.tracks("ok"), recommender.catalog.placements()
-    finally:
-        recommender.close()
+def _open_library(ready: ReadyHome, labels_csv: Path | None) -> _Library:
+    model, table, catalog = ready.model, ready.table, ready.catalog
+    if catalog.get_meta(CACHE_KEY) != preprocessing_fingerprint(model.audio, model.mel):
+        raise NotReadyError(
+            f"{ready.home.root}: the spectrogram cache was made with other audio or mel settings than "
+            "the current model (train a model on it with `musimilar train`)"
+        )
+    converted, placements = catalog.tracks("ok"), catalog.placements()
     warnings = []
     if labels_csv is not None:
         converted, unmatched = with_labels(converted, read_label_csv(labels_csv))
@@ -146,8 +136,8 @@ def _open_library(home: Home, labels_csv: Path | None, device_name: str) -> _Lib
             "out (run `musimilar embed`)"
         )
     vectors = np.asarray(table.vectors[table.rows_of([t.id for t in tracks])], dtype=np.float32)
-    reader = CacheReader(home.cache_dir / cache_key, model.mel.n_mels)
-    return _Library(model, recommender.device, tracks, vectors, [placements[t.id] for t in tracks], reader, warnings)
+    reader = CacheReader(cache_directory(ready.home, model.audio, model.mel), model.mel.n_mels)
+    return _Library(model, ready.device, tracks, vectors, [placements[t.id] for t in tracks], reader, warnings)
 
 
 def _label_figures(report: EvaluationReport, library: _Library, seed: int, control: bool) -> None:

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from musimilar.catalog import Catalog, Track
-from musimilar.embeddings import EmbeddingTable, load_embeddings, normalise_rows
-from musimilar.errors import MusimilarError, NotReadyError
-from musimilar.home import Home
-from musimilar.index import Searcher, open_searcher
-from musimilar.settings import IndexSettings
-
-REMEDY_EMBED = "run `musimilar embed` (or `musimilar train DIR`, which ends with it)"
+from musimilar.catalog import Track
+from musimilar.embeddings import normalise_rows
+from musimilar.errors import MusimilarError
+from musimilar.ready import QueryVector, ReadyHome
 
 
 @dataclass
@@ -46,140 +42,99 @@ class Diversity:
     duplicate_similarity: float | None = 0.995  # results this close to the query or a better result are collapsed
 
 
-@dataclass
-class QueryVector:
-    vector: np.ndarray  # [D] normalised
-    exclude: set[int] = field(default_factory=set)  # the query's own track(s) and their exact duplicates
-    tracks: list[Track] = field(default_factory=list)  # catalog tracks the query names, if any
+def seed_of(ready: ReadyHome, queries: list[str]) -> QueryVector:
+    """Several queries as one seed: their mean embedding, excluding all of their tracks."""
+    if not queries:
+        raise MusimilarError("give at least one query (an audio file or a track id)")
+    seeds = [ready.query_vector(q) for q in queries]
+    vector = normalise_rows(np.mean([s.vector for s in seeds], axis=0, keepdims=True))[0]
+    return QueryVector(vector, set().union(*(s.exclude for s in seeds)), [t for s in seeds for t in s.tracks])
 
 
-class Recommender:
-    """Holds the model, the embeddings and the search structure, so that many queries share one start-up."""
-
-    def __init__(self, home: Home, index: IndexSettings, exact: bool = False, device: str = "cpu") -> None:
-        from musimilar.devices import pick_device
-        from musimilar.embed import open_model
-
-        self.home = home
-        self.device = pick_device(device)
-        self.model = open_model(home, None, self.device)
-        table = load_embeddings(home.embeddings_dir)
-        if table is None or len(table) == 0:
-            raise NotReadyError(f"{home.root}: no embeddings yet: {REMEDY_EMBED}")
-        if table.model_fingerprint != self.model.fingerprint:
-            raise NotReadyError(f"{home.root}: the embeddings were made with another model: {REMEDY_EMBED}")
-        self.catalog = Catalog(home.catalog_path)
-        self.table = self._live_rows(table)
-        self.searcher: Searcher = open_searcher(self.table, home.index_dir, index, force_exact=exact)
-
-    def _live_rows(self, table: EmbeddingTable) -> EmbeddingTable:
-        """Only tracks still in the library as they were embedded (removed or changed tracks never come back)."""
-        live = {t.id: t.version for t in self.catalog.tracks("ok")}
-        keep = np.array([live.get(int(i)) == int(v) for i, v in zip(table.track_ids, table.versions)], dtype=bool)
-        return table if keep.all() else table.subset(keep)
-
-    def close(self) -> None:
-        self.catalog.close()
-
-    def query_vector(self, query: str) -> QueryVector:
-        """A query is a catalog track id or an audio file (in the library or not)."""
-        if query.isdigit() and not Path(query).exists():
-            track = self.catalog.track(int(query))
-            if track is None:
-                raise MusimilarError(f"{query}: no track with this id in the catalog")
-            return self._stored(track) or QueryVector(self._embed_path(Path(track.path)), {track.id}, [track])
-        path = Path(query).expanduser().resolve()
-        if not path.exists():
-            raise MusimilarError(f"{query}: no such file or track id")
-        track = self.catalog.track_by_path(path)
-        if track is not None and _unchanged(track, path):
-            stored = self._stored(track)
-            if stored is not None:
-                return stored
-        vector = self._embed_path(path)
-        return QueryVector(vector, self._duplicates_of(path), [])
-
-    def _stored(self, track: Track) -> QueryVector | None:
-        row = self.table.row_of(track.id)
-        if row is None:
-            return None
-        twins = {t.id for t in self.catalog.tracks_with_fingerprint(track.fingerprint)}
-        return QueryVector(np.asarray(self.table.vectors[row]), twins | {track.id}, [track])
-
-    def _embed_path(self, path: Path) -> np.ndarray:
-        from musimilar.embed import embed_file
-
-        return embed_file(self.model, path, self.device)
-
-    def _duplicates_of(self, path: Path) -> set[int]:
-        from musimilar.catalog import content_fingerprint
-
-        return {t.id for t in self.catalog.tracks_with_fingerprint(content_fingerprint(path, path.stat().st_size))}
-
-    def recommend(self, queries: list[str], k: int = 10, diversity: Diversity | None = None) -> list[Recommendation]:
-        """The k best tracks for the queries taken together (their mean embedding)."""
-        if not queries:
-            raise MusimilarError("give at least one query (an audio file or a track id)")
-        seeds = [self.query_vector(q) for q in queries]
-        vector = normalise_rows(np.mean([s.vector for s in seeds], axis=0, keepdims=True))[0]
-        exclude = set().union(*(s.exclude for s in seeds))
-        seed_tracks = [t for s in seeds for t in s.tracks]
-        return self._ranked(vector, k, exclude, seed_tracks, diversity or Diversity())
-
-    def _ranked(
-        self, vector: np.ndarray, k: int, exclude: set[int], seed_tracks: list[Track], diversity: Diversity
-    ) -> list[Recommendation]:
-        wanted = k
-        while True:
-            fetch = min(len(self.table), wanted * 4 + len(exclude))
-            hits = self.searcher.search(vector, fetch, exclude)
-            chosen = self._diversify(hits, k, vector, seed_tracks, diversity)
-            if len(chosen) >= k or fetch >= len(self.table):
-                return chosen
-            wanted *= 4
-
-    def _diversify(
-        self, hits: list[tuple[int, float]], k: int, vector: np.ndarray, seed_tracks: list[Track], diversity: Diversity
-    ) -> list[Recommendation]:
-        seed_albums = {t.labels.get("album") for t in seed_tracks if t.labels.get("album")}
-        per_artist: dict[str, int] = {}
-        per_album: dict[str, int] = {}
-        kept_vectors: list[np.ndarray] = []
-        chosen: list[Recommendation] = []
-        for track_id, similarity in hits:
-            track = self.catalog.track(track_id)
-            if track is None:
-                continue
-            artist, album = track.labels.get("artist"), track.labels.get("album")
-            if diversity.exclude_same_album and album and album in seed_albums:
-                continue
-            if _over(per_artist, artist, diversity.max_per_artist) or _over(per_album, album, diversity.max_per_album):
-                continue
-            own = np.asarray(self.table.vectors[self.table.row_of(track_id)])
-            if diversity.duplicate_similarity is not None and (
-                float(own @ vector) >= diversity.duplicate_similarity
-                and seed_tracks
-                or any(float(own @ other) >= diversity.duplicate_similarity for other in kept_vectors)
-            ):
-                continue
-            _count(per_artist, artist)
-            _count(per_album, album)
-            kept_vectors.append(own)
-            chosen.append(Recommendation(len(chosen) + 1, track_id, track.path, similarity, track.labels))
-            if len(chosen) == k:
-                break
-        return chosen
+def recommend(
+    ready: ReadyHome, queries: list[str], k: int = 10, diversity: Diversity | None = None
+) -> list[Recommendation]:
+    """The k best tracks for the queries taken together (their mean embedding)."""
+    seed = seed_of(ready, queries)
+    return ranked(ready, seed.vector, k, seed.exclude, seed.tracks, diversity or Diversity())
 
 
-def _unchanged(track: Track, path: Path) -> bool:
-    stat = path.stat()
-    return track.status == "ok" and track.size == stat.st_size and track.mtime_ns == stat.st_mtime_ns
+def ranked(
+    ready: ReadyHome,
+    vector: np.ndarray,
+    k: int,
+    exclude: set[int],
+    seed_tracks: list[Track],
+    diversity: Diversity,
+    history: Iterable[Track] = (),
+) -> list[Recommendation]:
+    """The k tracks nearest to `vector` that the diversity rules allow; `history` counts towards the limits."""
+    wanted = k
+    while True:
+        fetch = min(len(ready.table), wanted * 4 + len(exclude))
+        hits = ready.searcher.search(vector, fetch, exclude)
+        chosen = _diversify(ready, hits, k, vector, seed_tracks, diversity, list(history))
+        if len(chosen) >= k or fetch >= len(ready.table):
+            return chosen
+        wanted *= 4
+
+
+class _Limits:
+    """Per-artist and per-album counts of a result list, and the rules they are held to."""
+
+    def __init__(self, diversity: Diversity, seed_tracks: list[Track], history: list[Track]) -> None:
+        self.diversity = diversity
+        self.seed_albums = {t.labels.get("album") for t in seed_tracks if t.labels.get("album")}
+        self.per_artist: dict[str, int] = {}
+        self.per_album: dict[str, int] = {}
+        for track in history:
+            self.count(track)
+
+    def allows(self, track: Track) -> bool:
+        artist, album = track.labels.get("artist"), track.labels.get("album")
+        if self.diversity.exclude_same_album and album and album in self.seed_albums:
+            return False
+        return not (
+            _over(self.per_artist, artist, self.diversity.max_per_artist)
+            or _over(self.per_album, album, self.diversity.max_per_album)
+        )
+
+    def count(self, track: Track) -> None:
+        for counts, key in ((self.per_artist, track.labels.get("artist")), (self.per_album, track.labels.get("album"))):
+            if key is not None:
+                counts[key] = counts.get(key, 0) + 1
+
+
+def _diversify(
+    ready: ReadyHome,
+    hits: list[tuple[int, float]],
+    k: int,
+    vector: np.ndarray,
+    seed_tracks: list[Track],
+    diversity: Diversity,
+    history: list[Track],
+) -> list[Recommendation]:
+    limits = _Limits(diversity, seed_tracks, history)
+    threshold = diversity.duplicate_similarity
+    kept_vectors: list[np.ndarray] = []
+    chosen: list[Recommendation] = []
+    for track_id, similarity in hits:
+        track = ready.catalog.track(track_id)
+        if track is None or not limits.allows(track):
+            continue
+        own = ready.stored_vector(track_id)
+        if threshold is not None and (
+            (seed_tracks and float(own @ vector) >= threshold)
+            or any(float(own @ other) >= threshold for other in kept_vectors)
+        ):
+            continue
+        limits.count(track)
+        kept_vectors.append(own)
+        chosen.append(Recommendation(len(chosen) + 1, track_id, track.path, similarity, track.labels))
+        if len(chosen) == k:
+            break
+    return chosen
 
 
 def _over(counts: dict[str, int], key: str | None, limit: int | None) -> bool:
     return limit is not None and key is not None and counts.get(key, 0) >= limit
-
-
-def _count(counts: dict[str, int], key: str | None) -> None:
-    if key is not None:
-        counts[key] = counts.get(key, 0) + 1

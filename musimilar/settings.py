@@ -2,7 +2,8 @@
 
 Precedence, lowest first: defaults < TOML file < environment (MUSIMILAR_<SECTION>_<KEY>) < command-line flags.
 The TOML file is `--config FILE`, else `musimilar.toml` in the library home. Its sections are the fields of
-`Settings` ([audio], [mel], [augment], [model], [train], [embed], [index]).
+`Settings` ([audio], [mel], [augment], [model], [train], [embed], [index], and for the players [subsonic],
+[mpd] and [playlist]).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -159,6 +160,46 @@ class IndexSettings(Section):
     delta_limit: int = Field(2000, ge=0, description="tracks embedded after the build before a rebuild is due")
 
 
+class _NoSecrets(Section):
+    """Player sections: addresses and user names only; a password is read from the environment or a prompt."""
+
+    password_variable: ClassVar[str] = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_password(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "password" in values:
+            raise ValueError(f"passwords are not settings: set {cls.password_variable} or answer the prompt")
+        return values
+
+
+class SubsonicSettings(_NoSecrets):
+    """A Subsonic API server (Navidrome, Gonic, Airsonic-Advanced, Supysonic) for `musimilar playlist push`."""
+
+    password_variable: ClassVar[str] = "MUSIMILAR_SUBSONIC_PASSWORD"
+    url: str | None = Field(None, description="the server's address, e.g. http://127.0.0.1:4533")
+    user: str | None = None
+    library_root: str | None = Field(None, description="this machine's library folder that the server also sees")
+    server_root: str | None = Field(
+        None, description="how the server's song paths write library_root ('' when they are relative to it)"
+    )
+    timeout: float = Field(30.0, gt=0, description="seconds to wait for an answer")
+
+
+class MpdSettings(_NoSecrets):
+    """The MPD that `musimilar radio --mpd` follows."""
+
+    password_variable: ClassVar[str] = "MUSIMILAR_MPD_PASSWORD"
+    music_directory: str | None = Field(None, description="MPD's music_directory as this machine sees it")
+    keep: int = Field(5, ge=1, le=500, description="tracks kept queued after the current one")
+
+
+class PlaylistSettings(Section):
+    """Playlist files."""
+
+    relative_to: str | None = Field(None, description="write paths relative to this folder (a player's playlists)")
+
+
 class Settings(Section):
     audio: AudioSettings = AudioSettings()
     mel: MelSettings = MelSettings()
@@ -167,6 +208,9 @@ class Settings(Section):
     train: TrainSettings = TrainSettings()
     embed: EmbedSettings = EmbedSettings()
     index: IndexSettings = IndexSettings()
+    subsonic: SubsonicSettings = SubsonicSettings()
+    mpd: MpdSettings = MpdSettings()
+    playlist: PlaylistSettings = PlaylistSettings()
 
 
 SECTIONS: tuple[str, ...] = tuple(Settings.model_fields)
@@ -256,7 +300,7 @@ def _describe(error: ValidationError, source: str) -> str:
     problems = []
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"])
-        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"].removeprefix("Value error, ")
         if source == "environment" and item["loc"]:
             key = f"{ENV_PREFIX}{'_'.join(str(p) for p in item['loc'][:2])}".upper()
         problems.append(f"{source}: {key}: {message}")

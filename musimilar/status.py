@@ -101,55 +101,52 @@ def _index_status(home: Home, embeddings: dict[str, Any] | None) -> dict[str, An
 
 def _summary(status: dict[str, Any]) -> dict[str, str]:
     tracks = status["tracks"]
-    lines = {
+    return {
         "tracks": f"{tracks['ok']} ok, {tracks['failed']} failed, {tracks['pending']} pending, "
         f"{tracks['missing']} missing",
         "cache": f"{status['cache']['bytes'] / 1e6:.1f} MB",
+        "model": _model_line(status["model"]),
+        "embeddings": _embeddings_line(status["embeddings"]),
+        "index": _index_line(status["index"]),
     }
-    model = status["model"]
+
+
+def _model_line(model: dict[str, Any] | None) -> str:
     if model is None:
-        lines["model"] = "none (run `musimilar train DIR`)"
+        return "none (run `musimilar train DIR`)"
+    score = model["val_segment_top1"]
+    when = (
+        datetime.datetime.fromtimestamp(model["trained_at"]).strftime("%Y-%m-%d %H:%M") if model["trained_at"] else "?"
+    )
+    return (
+        f"{model['fingerprint']} ({model['size']}, {model['epochs']} epochs, trained {when}"
+        + (f", validation segment retrieval {score:.3f}" if score is not None else "")
+        + ")"
+    )
+
+
+def _embeddings_line(embeddings: dict[str, Any] | None) -> str:
+    if embeddings is None:
+        return "none (run `musimilar embed`)"
+    if embeddings["up_to_date"]:
+        state = "up to date"
+    elif not embeddings["same_model"]:
+        state = "another model: run `musimilar embed`"
     else:
-        score = model["val_segment_top1"]
-        when = (
-            datetime.datetime.fromtimestamp(model["trained_at"]).strftime("%Y-%m-%d %H:%M")
-            if model["trained_at"]
-            else "?"
+        state = f"{embeddings['tracks_not_embedded']} tracks not embedded: run `musimilar embed`"
+    return f"{embeddings['count']} tracks, {embeddings['dim']}-d, {state}"
+
+
+def _index_line(index: dict[str, Any] | None) -> str:
+    if index is None:
+        return "none (run `musimilar index`)"
+    if index["up_to_date"]:
+        state = "up to date"
+    elif not index["same_model"]:
+        state = "another model: run `musimilar index`"
+    else:
+        state = (
+            f"{index['tracks_differing']} tracks added, changed or removed since the build (searched exactly "
+            "meanwhile); `musimilar index` rebuilds it"
         )
-        lines["model"] = (
-            f"{model['fingerprint']} ({model['size']}, {model['epochs']} epochs, trained {when}"
-            + (f", validation segment retrieval {score:.3f}" if score is not None else "")
-            + ")"
-        )
-    embeddings = status["embeddings"]
-    lines["embeddings"] = (
-        "none (run `musimilar embed`)"
-        if embeddings is None
-        else (
-            f"{embeddings['count']} tracks, {embeddings['dim']}-d, "
-            + (
-                "up to date"
-                if embeddings["up_to_date"]
-                else "another model: run `musimilar embed`"
-                if not embeddings["same_model"]
-                else f"{embeddings['tracks_not_embedded']} tracks not embedded: run `musimilar embed`"
-            )
-        )
-    )
-    index = status["index"]
-    lines["index"] = (
-        "none (run `musimilar index`)"
-        if index is None
-        else (
-            f"{index['count']} tracks, {index['trees']} trees, "
-            + (
-                "up to date"
-                if index["up_to_date"]
-                else "another model: run `musimilar index`"
-                if not index["same_model"]
-                else f"{index['tracks_differing']} tracks added, changed or removed since the build (searched exactly "
-                "meanwhile); `musimilar index` rebuilds it"
-            )
-        )
-    )
-    return lines
+    return f"{index['count']} tracks, {index['trees']} trees, {state}"

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,16 +16,18 @@ from musimilar.augment import Augmenter
 from musimilar.batches import load_in_background, plan_epoch
 from musimilar.cache import CACHE_KEY, CacheReader, cache_directory
 from musimilar.catalog import Catalog, Placement
+from musimilar.checkpoint import publish_model, save_epoch_model
 from musimilar.devices import autocast, pick_device
 from musimilar.encoder import ContrastiveModel
 from musimilar.errors import NotReadyError
 from musimilar.home import Home
 from musimilar.labels import label_of
 from musimilar.losses import contrastive_loss
-from musimilar.mel import crop_frames
-from musimilar.resume import ResumeState, load_resume_state, publish_model, save_epoch_model, save_resume_state
+from musimilar.mel import crop_frames, preprocessing_fingerprint
+from musimilar.resume import ResumePoint, TrainingState, load_resume_point, save_resume_point
+from musimilar.schedule import learning_rate
 from musimilar.settings import Settings
-from musimilar.validation import DISTRACTOR_TRACKS, split_tracks, validate, validation_set
+from musimilar.validation import DISTRACTOR_TRACKS, ValidationSet, split_tracks, validate, validation_set
 
 Notify = Callable[[str], None]
 RECALIBRATION_CROPS = 2048  # crops that re-estimate the batch-norm statistics of the shipped model
@@ -59,7 +60,7 @@ class TrainReport:
 
 
 @dataclass
-class Library:
+class TrainingData:
     """What one training run reads: the tracks' cache placements and supervised-contrastive labels."""
 
     track_ids: list[int]
@@ -79,20 +80,18 @@ def train(
     notify = notify or (lambda text: None)
     ranks = distributed.ranks_from_environment()
     device = distributed.start(ranks, pick_device(settings.train.device))
-    state = load_resume_state(home, settings) if resume else None
-    if state is not None:
-        settings = state.settings_for(settings)
-    library = _open_library(home, settings)
-    run = _Run(home, settings, library, device, ranks, state, notify)
+    point = load_resume_point(home) if resume else None
+    if point is not None:
+        settings = point.settings_for(settings)
+    data = _open_training_data(home, settings)
+    run = _Run(home, settings, data, device, ranks, point, notify)
     try:
         return run.fit(on_step)
     finally:
         distributed.stop()
 
 
-def _open_library(home: Home, settings: Settings) -> Library:
-    from musimilar.mel import preprocessing_fingerprint
-
+def _open_training_data(home: Home, settings: Settings) -> TrainingData:
     with Catalog(home.catalog_path) as catalog:
         if catalog.get_meta(CACHE_KEY) not in (None, preprocessing_fingerprint(settings.audio, settings.mel)):
             raise NotReadyError(
@@ -114,32 +113,35 @@ def _open_library(home: Home, settings: Settings) -> Library:
     codes = {name: code for code, name in enumerate(sorted({n for n in names if n}))}
     labels = np.array([codes[n] if n else len(codes) + row for row, n in enumerate(names)], dtype=np.int64)
     reader = CacheReader(cache_directory(home, settings.audio, settings.mel), settings.mel.n_mels)
-    return Library(ids, [placements[i] for i in ids], labels, reader)
+    return TrainingData(ids, [placements[i] for i in ids], labels, reader)
+
+
+def _new_state(data: TrainingData, settings: Settings) -> TrainingState:
+    train_rows, val_rows = split_tracks(len(data.track_ids), settings.train.val_fraction, settings.train.seed)
+    return TrainingState(list(data.track_ids), train_rows, val_rows)
 
 
 class _Run:
-    """One training run's state; `fit` drives it."""
+    """One training run: the model, optimizer and generators around a `TrainingState`; `fit` drives it."""
 
     def __init__(
         self,
         home: Home,
         settings: Settings,
-        library: Library,
+        data: TrainingData,
         device: torch.device,
         ranks: distributed.Ranks,
-        state: ResumeState | None,
+        point: ResumePoint | None,
         notify: Notify,
     ) -> None:
-        self.home, self.settings, self.library, self.device, self.ranks = home, settings, library, device, ranks
+        self.home, self.settings, self.data, self.device, self.ranks = home, settings, data, device, ranks
         self.notify = notify if ranks.is_main else (lambda text: None)
         train = settings.train
         torch.manual_seed(train.seed + ranks.rank)
         self.crop_frames = crop_frames(settings.augment.crop_seconds, settings.audio, settings.mel)
-        self.train_rows, self.val_rows = (
-            (state.train_rows, state.val_rows)
-            if state
-            else split_tracks(len(library.track_ids), train.val_fraction, train.seed)
-        )
+        self.state = point.state if point is not None else _new_state(data, settings)
+        if self.state.track_ids != list(data.track_ids):
+            raise NotReadyError("the library changed since the interrupted run: start a new run (without --resume)")
         self.batch_size = self._batch_size()
         self.model = ContrastiveModel(settings.model).to(device)
         if device.type == "cuda":
@@ -150,27 +152,45 @@ class _Run:
         self.view_generator = torch.Generator(device=device).manual_seed(train.seed + 1000 + ranks.rank)
         self.steps_per_epoch = len(self._plan(torch.Generator().manual_seed(0)))
         self.total_steps = train.epochs * self.steps_per_epoch
-        self.epoch, self.step_in_epoch, self.global_step, self.elapsed_before = 0, 0, 0, 0.0
+        if self.state.epoch_plan_state is None:
+            self.state.epoch_plan_state = self.plan_generator.get_state()
+        if point is not None:
+            self._restore(point)
         self.started = time.perf_counter()
-        self.history: list[dict[str, Any]] = []
-        self.epoch_plan_state = self.plan_generator.get_state()
-        if state is not None:
-            state.restore(self)
         self.network = self._wrap()
-        self.validation = (
-            validation_set(
-                library.reader,
-                [library.placements[r] for r in self.val_rows],
-                self.crop_frames,
-                [library.placements[r] for r in self.train_rows[:DISTRACTOR_TRACKS]],
-            )
-            if len(self.val_rows) and ranks.is_main
-            else None
+        self.validation = self._validation_set()
+
+    def _restore(self, point: ResumePoint) -> None:
+        """Put the model, optimizer and generators back where the interrupted run saved them."""
+        self.model.load_state_dict(point.model)
+        self.optimizer.load_state_dict(point.optimizer)
+        if self.view_generator.device.type == point.view_generator_device:
+            self.view_generator.set_state(point.view_generator)
+        torch.set_rng_state(point.torch_rng)
+
+    def _resume_point(self) -> ResumePoint:
+        self.state.elapsed_before, self.started = self.elapsed, time.perf_counter()
+        return ResumePoint(
+            self.settings,
+            self.state,
+            self.model.state_dict(),
+            self.optimizer.state_dict(),
+            self.view_generator.get_state(),
+            self.view_generator.device.type,
+            torch.get_rng_state(),
         )
+
+    def _validation_set(self) -> ValidationSet | None:
+        rows = self.state.val_rows
+        if not len(rows) or not self.ranks.is_main:
+            return None
+        placements = self.data.placements
+        distractors = [placements[r] for r in self.state.train_rows[:DISTRACTOR_TRACKS]]
+        return validation_set(self.data.reader, [placements[r] for r in rows], self.crop_frames, distractors)
 
     def _batch_size(self) -> int:
         wanted = self.settings.train.batch_size
-        count = len(self.train_rows)
+        count = len(self.state.train_rows)
         if count < wanted:
             self.notify(
                 f"the library has {count} training tracks, fewer than the batch size {wanted}: "
@@ -189,129 +209,118 @@ class _Run:
         return network
 
     def _plan(self, generator: torch.Generator) -> list:
-        frames = np.array([self.library.placements[r].frames for r in self.train_rows])
+        train_rows = self.state.train_rows
+        frames = np.array([self.data.placements[r].frames for r in train_rows])
         plan = plan_epoch(frames, self.crop_frames, self.batch_size, self.settings.train.crops_per_track, generator)
         for planned in plan:  # each rank trains on its own slice of every batch
-            planned.rows = self.train_rows[planned.rows[self.ranks.rank :: self.ranks.world]]
+            planned.rows = train_rows[planned.rows[self.ranks.rank :: self.ranks.world]]
             planned.starts = planned.starts[self.ranks.rank :: self.ranks.world]
         return plan
 
     @property
     def elapsed(self) -> float:
         """Seconds this run has trained, across interruptions."""
-        return self.elapsed_before + time.perf_counter() - self.started
+        return self.state.elapsed_before + time.perf_counter() - self.started
 
     def learning_rate(self) -> float:
-        """Linear warm-up, then cosine decay to zero, over the run's steps or its time budget, whichever ends first."""
         train = self.settings.train
-        progress = self.global_step / max(1, self.total_steps)
-        if train.minutes:
-            progress = max(progress, self.elapsed / (train.minutes * 60))
-        progress = min(progress, 1.0)
-        if progress < train.warmup_fraction:
-            return train.lr * max(progress / train.warmup_fraction, 1.0 / max(1, self.total_steps))
-        decay = (progress - train.warmup_fraction) / max(1e-9, 1 - train.warmup_fraction)
-        return train.lr * 0.5 * (1 + math.cos(math.pi * decay))
+        budget = train.minutes * 60 if train.minutes else None
+        return learning_rate(
+            self.state.global_step, self.total_steps, self.elapsed, budget, train.lr, train.warmup_fraction
+        )
 
     def fit(self, on_step: Callable[[StepEvent], None] | None) -> TrainReport:
-        stopped = "completed"
-        train = self.settings.train
-        clips = 0
+        stopped, clips = "completed", 0
         try:
-            while self.epoch < train.epochs:
+            while self.state.epoch < self.settings.train.epochs:
                 clips += self._train_epoch(on_step)
-                if self._budget_spent():
-                    stopped = "time budget"
-                    self._end_epoch()
-                    break
+                spent = self._budget_spent()
                 self._end_epoch()
+                if spent:
+                    stopped = "time budget"
+                    break
         except KeyboardInterrupt:
             if self.ranks.is_main:
-                save_resume_state(self.home, self)
+                save_resume_point(self.home, self._resume_point())
                 self.notify(
-                    f"training interrupted at epoch {self.epoch + 1}, step {self.step_in_epoch}: "
+                    f"training interrupted at epoch {self.state.epoch + 1}, step {self.state.step_in_epoch}: "
                     "resume with `musimilar train --resume`"
                 )
             raise
         rate = clips * self.ranks.world / max(self.elapsed, 1e-9)
+        model_path, fingerprint = "", ""
         if self.ranks.is_main:
             self._recalibrate_batch_norm()
-        model_path, fingerprint = publish_model(self.home, self) if self.ranks.is_main else ("", "")
+            model_path, fingerprint = publish_model(self.home, self.settings, self.model.encoder, self._summary())
         distributed.barrier()
+        state = self.state
         return TrainReport(
             str(model_path),
             fingerprint,
-            self.epoch,
-            self.global_step,
+            state.epoch,
+            state.global_step,
             stopped,
             self.elapsed,
             rate,
             self.batch_size,
-            len(self.train_rows),
-            len(self.val_rows),
+            len(state.train_rows),
+            len(state.val_rows),
             str(self.device),
-            self.history,
+            state.history,
         )
 
-    @torch.no_grad()
     def _recalibrate_batch_norm(self) -> None:
-        """Re-estimate every batch norm's statistics over plain (unaugmented) crops with the final weights.
-
-        The running averages kept during training trail the weights and are far from settled after a short run;
-        the statistics used at inference should describe the model that is shipped.
-        """
-        norms = [m for m in self.model.encoder.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        """Batch-norm statistics over plain crops with the final weights (see `recalibrate_batch_norm`)."""
         plan = self._plan(torch.Generator().manual_seed(self.settings.train.seed))
         plan = plan[: max(1, RECALIBRATION_CROPS // max(1, self.batch_size))]
-        for norm in norms:
-            norm.reset_running_stats()
-            norm.momentum = None  # a cumulative average over the recalibration batches
+        batches = load_in_background(self.data.reader, self.data.placements, plan, self.crop_frames, 0)
+        recalibrate_batch_norm(self.model.encoder, (batch.views[0].to(self.device) for batch in batches))
         self.model.eval()
-        for norm in norms:
-            norm.train()
-        for batch in load_in_background(self.library.reader, self.library.placements, plan, self.crop_frames, 0):
-            self.model.encoder(batch.views[0].to(self.device))
-        for norm in norms:
-            norm.momentum = 0.1
-        self.model.eval()
+
+    def _summary(self) -> dict[str, Any]:
+        """What the model file records about the training that made it."""
+        state, settings = self.state, self.settings
+        last = state.history[-1] if state.history else {}
+        return {
+            "epochs": state.epoch,
+            "steps": state.global_step,
+            "seconds": round(self.elapsed, 1),
+            "trained_at": time.time(),
+            "tracks": len(state.train_rows),
+            "val_segment_top1": last.get("val_segment_top1"),
+            "train_loss": last.get("train_loss"),
+            "settings": settings.train.model_dump(mode="json"),
+            "augment": settings.augment.model_dump(mode="json"),
+        }
 
     def _budget_spent(self) -> bool:
         minutes = self.settings.train.minutes
         return distributed.any_rank(bool(minutes) and self.elapsed >= minutes * 60, self.device)
 
     def _train_epoch(self, on_step: Callable[[StepEvent], None] | None) -> int:
-        self.plan_generator.set_state(self.epoch_plan_state)
+        self.plan_generator.set_state(self.state.epoch_plan_state)
         plan = self._plan(self.plan_generator)
         self.next_plan_state = self.plan_generator.get_state()
         self.network.train()
         losses: list[float] = []
         clips, started = 0, time.perf_counter()
-        threads = self.settings.train.loader_workers
         batches = load_in_background(
-            self.library.reader,
-            self.library.placements,
-            plan[self.step_in_epoch :],
+            self.data.reader,
+            self.data.placements,
+            plan[self.state.step_in_epoch :],
             self.crop_frames,
-            threads,
+            self.settings.train.loader_workers,
             pin_memory=self.device.type == "cuda",
         )
         for batch in batches:
-            losses.append(self._step(batch.views, self.library.labels[batch.rows.numpy()]))
+            losses.append(self._step(batch.views, self.data.labels[batch.rows.numpy()]))
             clips += len(batch.rows)
-            self.step_in_epoch += 1
-            self.global_step += 1
+            self.state.step_in_epoch += 1
+            self.state.global_step += 1
             if on_step is not None and self.ranks.is_main:
-                rate = clips / max(time.perf_counter() - started, 1e-9)
-                on_step(
-                    StepEvent(
-                        self.epoch + 1,
-                        self.settings.train.epochs,
-                        self.step_in_epoch,
-                        len(plan),
-                        losses[-1],
-                        rate * self.ranks.world,
-                    )
-                )
+                rate = clips * self.ranks.world / max(time.perf_counter() - started, 1e-9)
+                epochs = self.settings.train.epochs
+                on_step(StepEvent(self.state.epoch + 1, epochs, self.state.step_in_epoch, len(plan), losses[-1], rate))
             if self._budget_spent():
                 break
         self.train_loss = float(np.mean(losses)) if losses else float("nan")
@@ -335,28 +344,53 @@ class _Run:
 
     def _end_epoch(self) -> None:
         """Validate, log, and checkpoint (main process only); the next epoch starts from a fresh plan."""
-        self.epoch += 1
-        self.step_in_epoch = 0
-        self.epoch_plan_state = self.next_plan_state
+        state = self.state
+        state.epoch += 1
+        state.step_in_epoch = 0
+        state.epoch_plan_state = self.next_plan_state
         if self.ranks.is_main:
-            record = {
-                "epoch": self.epoch,
-                "step": self.global_step,
-                "train_loss": self.train_loss,
-                "lr": self.learning_rate(),
-                "elapsed_seconds": round(self.elapsed, 2),
-            }
-            if self.validation is not None:
-                loss, top1 = validate(
-                    self.model, self.validation, self.device, self.settings.train.loss, self.settings.train.temperature
-                )
-                record.update(val_loss=loss, val_segment_top1=top1)
-            self.history.append(record)
+            record = self._epoch_record()
+            state.history.append(record)
             _append_jsonl(self.home.metrics_log, record)
             self.notify(_describe_epoch(record, self.settings.train.epochs))
-            save_resume_state(self.home, self)
-            save_epoch_model(self.home, self)
+            save_resume_point(self.home, self._resume_point())
+            save_epoch_model(self.home, self.settings, self.model.encoder, self._summary())
         distributed.barrier()
+
+    def _epoch_record(self) -> dict[str, Any]:
+        record = {
+            "epoch": self.state.epoch,
+            "step": self.state.global_step,
+            "train_loss": self.train_loss,
+            "lr": self.learning_rate(),
+            "elapsed_seconds": round(self.elapsed, 2),
+        }
+        if self.validation is not None:
+            train = self.settings.train
+            loss, top1 = validate(self.model, self.validation, self.device, train.loss, train.temperature)
+            record.update(val_loss=loss, val_segment_top1=top1)
+        return record
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(encoder: torch.nn.Module, batches: Iterable[torch.Tensor]) -> None:
+    """Re-estimate every batch norm's statistics over `batches` of plain (unaugmented) crops.
+
+    The running averages kept during training trail the weights and are far from settled after a short run;
+    the statistics used at inference should describe the model that is shipped.
+    """
+    norms = [m for m in encoder.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over the recalibration batches
+    encoder.eval()
+    for norm in norms:
+        norm.train()
+    for batch in batches:
+        encoder(batch)
+    for norm in norms:
+        norm.momentum = 0.1
+    encoder.eval()
 
 
 def _describe_epoch(record: dict[str, Any], epochs: int) -> str:
@@ -370,7 +404,3 @@ def _append_jsonl(path: Any, record: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as stream:
         stream.write(json.dumps(record) + "\n")
-
-
-def report_as_dict(report: TrainReport) -> dict[str, Any]:
-    return asdict(report)

@@ -13,8 +13,9 @@ import pytest
 from musimilar import metrics
 from musimilar.catalog import Catalog
 from musimilar.errors import NotReadyError
-from musimilar.evaluate import FIGURES, LABEL_FIGURES, SEGMENT_FIGURES, evaluate
+from musimilar.evaluate import FIGURES, LABEL_FIGURES, SEGMENT_FIGURES
 from musimilar.home import Home
+from musimilar.library import Library
 from musimilar.metrics import chance_average_precision
 
 SEGMENT_SAMPLE = 8  # tests about label figures embed few crops
@@ -23,7 +24,7 @@ SEGMENT_SAMPLE = 8  # tests about label figures embed few crops
 @pytest.fixture(scope="module")
 def report(trained_home):
     home, _, _ = trained_home
-    return evaluate(home, k=10, control=True, device_name="cpu")
+    return Library.open(home.root, create=False).evaluate(k=10, control=True)
 
 
 def test_the_trained_model_beats_the_baseline_and_chance(report) -> None:
@@ -55,7 +56,7 @@ def test_the_shuffled_label_control_falls_to_chance(report) -> None:
 
 
 def test_the_same_seed_gives_the_same_figures(trained_home, report) -> None:
-    again = evaluate(trained_home[0], k=10, control=True, device_name="cpu")
+    again = Library.open(trained_home[0].root, create=False).evaluate(k=10, control=True)
     assert again.as_dict() | {"seconds": 0} == report.as_dict() | {"seconds": 0}
 
 
@@ -84,7 +85,9 @@ def test_excluding_the_album_removes_album_mates_from_the_neighbours(trained_hom
     labels = tmp_path / "labels.csv"
     # Each style is one album: with its album mates excluded, no track has a same-style candidate left.
     labels.write_text("path,album\n" + "".join(f"{t.path},{t.style} album\n" for t in tracks))
-    filtered = evaluate(home, exclude_same="album", labels_csv=labels, sample=SEGMENT_SAMPLE, device_name="cpu")
+    filtered = Library.open(home.root, create=False).evaluate(
+        exclude_same="album", labels_csv=labels, sample=SEGMENT_SAMPLE
+    )
     assert filtered.model["precision_at_k"] == filtered.baseline["precision_at_k"] == 0.0
     assert filtered.chance["precision_at_k"] == 0.0
     assert filtered.model["knn_accuracy"] == 0.0
@@ -93,8 +96,8 @@ def test_excluding_the_album_removes_album_mates_from_the_neighbours(trained_hom
 
 def test_unknown_albums_are_never_excluded(trained_home) -> None:
     home, _, _ = trained_home
-    unfiltered = evaluate(home, sample=SEGMENT_SAMPLE, device_name="cpu")
-    filtered = evaluate(home, exclude_same="artist", sample=SEGMENT_SAMPLE, device_name="cpu")
+    unfiltered = Library.open(home.root, create=False).evaluate(sample=SEGMENT_SAMPLE)
+    filtered = Library.open(home.root, create=False).evaluate(exclude_same="artist", sample=SEGMENT_SAMPLE)
     assert {f: filtered.model[f] for f in LABEL_FIGURES} == {f: unfiltered.model[f] for f in LABEL_FIGURES}
     assert filtered.warnings == ["--exclude-same artist: no track has an 'artist' label, so nothing is excluded"]
 
@@ -104,7 +107,7 @@ def test_a_label_file_is_used_without_being_stored(trained_home, tmp_path: Path)
     labels = tmp_path / "labels.csv"
     rows = [f"{t.path},{t.style.split('-')[0].upper()}" for t in tracks[:-3]] + [f"{tmp_path}/gone.wav,x"]
     labels.write_text("path,genre\n" + "\n".join(rows) + "\n")
-    report = evaluate(home, labels_csv=labels, sample=SEGMENT_SAMPLE, device_name="cpu")
+    report = Library.open(home.root, create=False).evaluate(labels_csv=labels, sample=SEGMENT_SAMPLE)
     assert report.by == "genre"  # the default once tracks have a genre
     assert report.tracks == 29 and report.labels["STRING"] == 5  # the last three tracks are string pads
     assert any("3 of 32 tracks have no 'genre' label" in text for text in report.warnings)
@@ -116,12 +119,10 @@ def test_a_label_file_is_used_without_being_stored(trained_home, tmp_path: Path)
 def test_without_labels_segment_retrieval_is_still_measured(trained_home) -> None:
     home, _, _ = trained_home
     calls: list[tuple[int, int]] = []
-    report = evaluate(
-        home,
+    report = Library.open(home.root, create=False).evaluate(
         by="genre",
         sample=SEGMENT_SAMPLE,
-        device_name="cpu",
-        progress=lambda done, total: calls.append((done, total)),
+        progress=lambda stage, done, total, note: calls.append((done, total)),
     )
     assert all(report.model[figure] is None for figure in LABEL_FIGURES)
     assert all(report.model[figure] is not None for figure in SEGMENT_FIGURES)
@@ -136,7 +137,7 @@ def test_labels_with_few_tracks_are_named(trained_home, tmp_path: Path) -> None:
     labels.write_text(
         "path,label\n" + "".join(f"{t.path},{'rare' if i < 2 else 'common'}\n" for i, t in enumerate(tracks))
     )
-    report = evaluate(home, labels_csv=labels, sample=SEGMENT_SAMPLE, device_name="cpu")
+    report = Library.open(home.root, create=False).evaluate(labels_csv=labels, sample=SEGMENT_SAMPLE)
     assert report.by == "label" and report.labels == {"common": 30, "rare": 2}
     assert "1 labels have fewer than 5 tracks, so their figures rest on very few examples: rare (2)" in report.warnings
 
@@ -148,13 +149,13 @@ def test_a_home_without_a_model_or_with_stale_embeddings_is_not_ready(trained_ho
     from musimilar.encoder import Encoder
 
     with pytest.raises(NotReadyError, match="no trained model"):
-        evaluate(Home.open(tmp_path / "empty"))
+        Library.open(tmp_path / "empty").evaluate()
     copy = Home.open(Path(shutil.copytree(trained_home[0].root, tmp_path / "home")))
     model = load_model(copy.current_model_path)
     torch.manual_seed(1)
     save_model(copy.current_model_path, Encoder(model.model), model.audio, model.mel, model.model, model.embed)
     with pytest.raises(NotReadyError, match="embeddings were made with another model"):
-        evaluate(copy)
+        Library.open(copy.root, create=False).evaluate()
 
 
 def test_chance_average_precision_matches_the_mean_over_all_rankings() -> None:

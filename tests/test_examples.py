@@ -56,8 +56,10 @@ def test_library_api_recommends_and_embeds_a_file(trained_home) -> None:
     )
     assert completed.returncode == 0, completed.stderr
     lines = completed.stdout.splitlines()
-    count = next(row for row, line in enumerate(lines) if line.startswith("embedding: "))
+    count = next(row for row, line in enumerate(lines) if line.startswith("radio: "))
     ranked = [line.split() for line in lines[:count]]
+    radio = lines[count].removeprefix("radio: ").split(" -> ")
+    assert len(radio) == 3 and query.name not in radio
     # near-duplicates of the query and of better results are left out, so there may be fewer than k
     assert 1 <= count <= 5 and [int(fields[0]) for fields in ranked] == list(range(1, count + 1))
     similarities = [float(fields[1]) for fields in ranked]
@@ -65,8 +67,8 @@ def test_library_api_recommends_and_embeds_a_file(trained_home) -> None:
     paths = [Path(fields[2]) for fields in ranked]
     assert all(path.is_file() and library in path.parents for path in paths)
     assert query.resolve() not in paths  # the query itself is never recommended
-    assert "norm 1.000" in lines[count]
-    assert lines[count + 1].startswith(f"closest stored track: {library}")
+    assert "norm 1.000" in lines[count + 1]
+    assert lines[count + 2].startswith(f"closest stored track: {library}")
 
 
 def test_library_api_says_when_the_home_has_no_model(tmp_path: Path, trained_home) -> None:

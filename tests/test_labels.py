@@ -155,7 +155,7 @@ def test_a_label_file_wins_over_tags_read_at_convert(tmp_path: Path, audio_files
 
 def test_supervised_training_reads_labels_through_label_of(tmp_path: Path) -> None:
     from musimilar.settings import load_settings
-    from musimilar.train import _open_library
+    from musimilar.train import _open_training_data
 
     home = Home.open(tmp_path / "home")
     with Catalog(home.catalog_path) as catalog:
@@ -166,6 +166,6 @@ def test_supervised_training_reads_labels_through_label_of(tmp_path: Path) -> No
         for shard_offset, path in enumerate((a, b, c)):
             catalog.connection.execute("INSERT INTO spectrograms VALUES (?, 0, ?, 10)", (ids[path], shard_offset * 10))
     settings = load_settings(flags={"train.loss": "supcon", "train.by": "genre"}, environ={})
-    library = _open_library(home, settings)
+    library = _open_training_data(home, settings)
     labels = dict(zip(library.track_ids, library.labels.tolist()))
     assert labels[ids[a]] == labels[ids[b]] != labels[ids[c]]  # c has no genre: a label of its own

@@ -13,8 +13,9 @@ from musimilar.convert import convert
 from musimilar.embed import embed_library
 from musimilar.embeddings import load_embeddings
 from musimilar.home import Home
-from musimilar.recommend import Diversity, Recommender
-from musimilar.settings import IndexSettings, Settings
+from musimilar.library import Library
+from musimilar.recommend import Diversity
+from musimilar.settings import Settings
 from musimilar.synth import get_style, synthesise_clip, write_audio
 
 ARTISTS = 4
@@ -38,9 +39,8 @@ def home(trained_home, tmp_path_factory: pytest.TempPathFactory) -> Home:
 
 @pytest.fixture(scope="module")
 def recommender(home: Home):
-    recommender = Recommender(home, IndexSettings(), exact=True)
-    yield recommender
-    recommender.close()
+    with Library.open(home.root, create=False) as library:
+        yield library
 
 
 def ranked_others(home: Home, query_id: int) -> list[int]:
@@ -56,7 +56,7 @@ def labels_of(home: Home) -> dict[int, dict[str, str]]:
         return {track.id: track.labels for track in catalog.tracks()}
 
 
-def test_at_most_one_per_artist_keeps_each_artists_best(home: Home, recommender: Recommender) -> None:
+def test_at_most_one_per_artist_keeps_each_artists_best(home: Home, recommender: Library) -> None:
     labels = labels_of(home)
     results = recommender.recommend(["5"], k=10, diversity=Diversity(max_per_artist=1, duplicate_similarity=None))
     artists = [labels[r.track_id]["artist"] for r in results]
@@ -68,7 +68,7 @@ def test_at_most_one_per_artist_keeps_each_artists_best(home: Home, recommender:
     assert [r.rank for r in results] == [1, 2, 3, 4]
 
 
-def test_per_album_and_per_artist_limits_combine(home: Home, recommender: Recommender) -> None:
+def test_per_album_and_per_artist_limits_combine(home: Home, recommender: Library) -> None:
     labels = labels_of(home)
     diversity = Diversity(max_per_artist=2, max_per_album=1, duplicate_similarity=None)
     results = recommender.recommend(["12"], k=6, diversity=diversity)
@@ -84,7 +84,7 @@ def test_per_album_and_per_artist_limits_combine(home: Home, recommender: Recomm
     assert similarities == sorted(similarities, reverse=True)
 
 
-def test_the_querys_album_can_be_left_out(home: Home, recommender: Recommender) -> None:
+def test_the_querys_album_can_be_left_out(home: Home, recommender: Library) -> None:
     labels = labels_of(home)
     album = labels[7]["album"]
     mates = [track_id for track_id, values in labels.items() if values["album"] == album and track_id != 7]
@@ -97,7 +97,7 @@ def test_the_querys_album_can_be_left_out(home: Home, recommender: Recommender) 
     assert all(labels[r.track_id]["album"] != album for r in results)
 
 
-def test_without_limits_the_ranking_is_the_cosine_ranking(home: Home, recommender: Recommender) -> None:
+def test_without_limits_the_ranking_is_the_cosine_ranking(home: Home, recommender: Library) -> None:
     results = recommender.recommend(["20"], k=10, diversity=Diversity(duplicate_similarity=None))
     assert [r.track_id for r in results] == ranked_others(home, 20)[:10]
 
@@ -118,14 +118,11 @@ def test_copies_and_lossless_re_encodings_are_collapsed(trained_home, tmp_path: 
     # A briefly trained model puts many distinct clips above the default 0.995, so only true twins are collapsed
     # here (see test_the_default_collapse_leaves_k_results).
     diversity = Diversity(duplicate_similarity=0.9999)
-    recommender = Recommender(copy, IndexSettings(), exact=True)
-    try:
+    with Library.open(copy.root, create=False) as recommender:
         from_original = recommender.recommend([str(ids[original.name])], k=40, diversity=diversity)
         from_copy = recommender.recommend([str(extra / "same-bytes.wav")], k=40, diversity=diversity)
         from_twin = recommender.recommend([str(ids["twin.wav"])], k=40, diversity=diversity)
         from_other = recommender.recommend([str(ids["techno-01.wav"])], k=40, diversity=diversity)
-    finally:
-        recommender.close()
     assert ids["same-bytes.wav"] not in {r.track_id for r in from_original}  # the query's own duplicate
     assert ids[original.name] not in {r.track_id for r in from_copy}
     assert ids["twin.flac"] not in {r.track_id for r in from_twin}  # as similar to the query as itself
@@ -136,6 +133,6 @@ def test_copies_and_lossless_re_encodings_are_collapsed(trained_home, tmp_path: 
     assert len(from_other) == 35 - 1 - 2  # every track but the query and the second of each identical pair
 
 
-def test_the_default_collapse_leaves_k_results(recommender: Recommender) -> None:
+def test_the_default_collapse_leaves_k_results(recommender: Library) -> None:
     """Centred embeddings spread out: distinct clips are not taken for duplicates of each other."""
     assert len(recommender.recommend(["1"], k=10)) == 10

@@ -145,3 +145,27 @@ def test_instances_do_not_share_section_defaults() -> None:
     first = Settings()
     first.mel.n_mels = 64
     assert Settings().mel.n_mels == MelSettings().n_mels == 128
+
+
+def test_player_sections_read_from_toml_and_environment(tmp_path: Path) -> None:
+    config = tmp_path / "players.toml"
+    config.write_text('[subsonic]\nurl = "http://127.0.0.1:4533"\nuser = "me"\n[mpd]\nkeep = 8\n[playlist]\n')
+    settings = load_settings(config, environ={"MUSIMILAR_SUBSONIC_SERVER_ROOT": "/music"})
+    assert (settings.subsonic.url, settings.subsonic.user, settings.subsonic.server_root) == (
+        "http://127.0.0.1:4533",
+        "me",
+        "/music",
+    )
+    assert settings.mpd.keep == 8 and settings.playlist.relative_to is None
+
+
+@pytest.mark.parametrize("section", ["subsonic", "mpd"])
+def test_a_password_is_never_a_setting(tmp_path: Path, section: str) -> None:
+    config = tmp_path / "secret.toml"
+    config.write_text(f'[{section}]\npassword = "hunter2"\n')
+    with pytest.raises(SettingsError) as caught:
+        load_settings(config, environ={})
+    variable = f"MUSIMILAR_{section.upper()}_PASSWORD"
+    assert str(caught.value) == f"{config}: {section}: passwords are not settings: set {variable} or answer the prompt"
+    assert "hunter2" not in str(caught.value)
+    assert load_settings(environ={variable: "hunter2"}) == Settings()  # the variable is a secret, not a setting

@@ -1,17 +1,13 @@
-"""The `musimilar` command: a Typer app whose commands live in the modules imported below."""
+"""The `musimilar` command: a Typer app; every command is registered here, from modules that never import this one."""
 
 from __future__ import annotations
 
-import functools
-import sys
-from collections.abc import Callable
-from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Optional
 
 import typer
 
 from musimilar import __version__
-from musimilar.errors import EXIT_INTERRUPTED, MusimilarError
+from musimilar.cli import demo, evaluation, labelling, library, playlist, radio, search, training
 
 app = typer.Typer(
     name="musimilar",
@@ -22,30 +18,32 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
+labels_app = typer.Typer(
+    help="Give tracks labels (genre, artist, album...) for evaluate and classify.", no_args_is_help=True
+)
+playlist_app = typer.Typer(help="Playlists on music servers.", no_args_is_help=True)
+
+for command in (
+    library.convert,
+    training.train,
+    search.embed,
+    search.index,
+    search.recommend,
+    radio.radio,
+    radio.path,
+    evaluation.evaluate,
+    evaluation.classify,
+    library.info,
+    demo.demo,
+):
+    app.command()(command)
+config_app.command("show")(library.config_show)
+labels_app.command("import")(labelling.labels_import)
+labels_app.command("head")(labelling.labels_head)
+playlist_app.command("push")(playlist.push)
 app.add_typer(config_app, name="config")
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def handles_errors(function: F) -> F:
-    """Translate typed errors into one stderr line and their exit code; Ctrl-C into a message and 130."""
-
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from musimilar.cli import render
-
-        try:
-            return function(*args, **kwargs)
-        except MusimilarError as error:
-            render.errors().print(f"error: {error.message}", markup=False, style="red")
-            raise typer.Exit(error.exit_code) from None
-        except KeyboardInterrupt:
-            render.errors().print(
-                "interrupted: work done so far is saved; run the command again to continue", markup=False
-            )
-            raise typer.Exit(EXIT_INTERRUPTED) from None
-
-    return wrapper  # type: ignore[return-value]
+app.add_typer(labels_app, name="labels")
+app.add_typer(playlist_app, name="playlist")
 
 
 def _show_version(value: bool) -> None:
@@ -64,24 +62,5 @@ def root(
     """Learn what your music library sounds like, with no labels, and find the songs that sound alike."""
 
 
-def read_sources(sources: list[Path] | None) -> list[Path]:
-    """Command-line paths, with '-' replaced by one path per stdin line."""
-    found: list[Path] = []
-    for source in sources or []:
-        if str(source) == "-":
-            found.extend(Path(line.strip()) for line in sys.stdin if line.strip())
-        else:
-            found.append(source)
-    return found
-
-
 def main() -> None:
     app()
-
-
-def _register_commands() -> None:
-    """Each command module adds its commands to `app` when imported (they import nothing heavy at the top)."""
-    from musimilar.cli import demo, evaluation, library, search, training  # noqa: F401
-
-
-_register_commands()

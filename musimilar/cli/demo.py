@@ -9,11 +9,10 @@ from typing import Annotated, Any, Optional
 import typer
 
 from musimilar.cli import render
-from musimilar.cli.app import app, handles_errors
+from musimilar.cli.common import handles_errors
 from musimilar.cli.options import FormatOption, ReportFormat
 
 
-@app.command()
 @handles_errors
 def demo(
     directory: Annotated[
@@ -25,8 +24,8 @@ def demo(
     from musimilar.demo import run_demo
 
     folder = (directory or Path("musimilar-demo")).expanduser().resolve()
-    with render.progress_bar("demo", "items") as update:
-        report = run_demo(folder, render.message, progress=lambda stage, done, total: update(done, total, note=stage))
+    with render.stage_progress() as progress:
+        report = run_demo(folder, render.message, progress)
     if output == ReportFormat.json:
         render.print_json(dataclasses.asdict(report))
         return

@@ -1,4 +1,4 @@
-"""Commands that measure the model on the user's own labels: evaluate, classify, labels import."""
+"""Commands that measure the model on the user's own labels: evaluate and classify."""
 
 from __future__ import annotations
 
@@ -10,17 +10,10 @@ from typing import Annotated, Any, Optional
 import typer
 
 from musimilar.cli import render
-from musimilar.cli.app import app, handles_errors
-from musimilar.cli.library import load, open_home
+from musimilar.cli.common import handles_errors, open_library
 from musimilar.cli.options import ConfigOption, DeviceOption, FormatOption, HomeOption, ReportFormat
 from musimilar.errors import EXIT_PARTIAL
 
-labels_app = typer.Typer(
-    help="Give tracks labels (genre, artist, album...) for evaluate and classify.", no_args_is_help=True
-)
-app.add_typer(labels_app, name="labels")
-
-UNMATCHED_SHOWN = 5
 FIGURE_NAMES = {
     "precision_at_k": "label precision@{k}",
     "map": "mAP",
@@ -47,7 +40,6 @@ class ExcludeSame(str, Enum):
     artist = "artist"
 
 
-@app.command()
 @handles_errors
 def evaluate(
     home: HomeOption = None,
@@ -76,23 +68,10 @@ def evaluate(
     output: FormatOption = ReportFormat.table,
 ) -> None:
     """How well the model's neighbours share your labels, beside a no-training baseline (docs/evaluation.md)."""
-    from musimilar.evaluate import evaluate as evaluate_home
-
-    library = open_home(home, create=False)
-    settings = load(config, library, {"embed.device": device})
-    with render.progress_bar("evaluate", "crops") as update:
-        report = evaluate_home(
-            library,
-            by,
-            k,
-            exclude_same.value if exclude_same else None,
-            labels,
-            seed,
-            control,
-            sample,
-            settings.embed.device,
-            progress=update,
-        )
+    library = open_library(home, config, {"embed.device": device}, create=False)
+    same = exclude_same.value if exclude_same else None
+    with render.stage_progress() as progress:
+        report = library.evaluate(by, k, same, labels, seed, control, sample, progress)
     for text in report.warnings:
         render.warning(text)
     counts = list(report.labels.values())
@@ -130,7 +109,6 @@ def _figure(value: float | None) -> str:
     return "-" if value is None or value != value else f"{value:.3f}"  # value != value: nan
 
 
-@app.command()
 @handles_errors
 def classify(
     queries: Annotated[
@@ -152,15 +130,10 @@ def classify(
 
     Exit code 3 when some of several queries failed (each failure is named on stderr).
     """
-    from musimilar.classify import classify as classify_queries
-
     if queries == ["-"]:
         queries = [line.strip() for line in sys.stdin if line.strip()]
-    library = open_home(home, create=False)
-    settings = load(config, library, {"embed.device": device})
-    results = classify_queries(
-        library, queries, by, k, top, use_head=not vote, keep_going=len(queries) > 1, device_name=settings.embed.device
-    )
+    library = open_library(home, config, {"embed.device": device}, create=False)
+    results = library.classify(queries, by, k, top, use_head=not vote, keep_going=len(queries) > 1)
     for result in results:
         if result.error:
             render.message(f"error: {result.error}")
@@ -184,78 +157,3 @@ def _print_classes(results: list[Any]) -> None:
     for result in answered:
         table.add_row(result.query, ", ".join(f"{label} {score:.2f}" for label, score in result.labels) or "-")
     render.data().print(table)
-
-
-@labels_app.command("import")
-@handles_errors
-def labels_import(
-    file: Annotated[
-        Path,
-        typer.Argument(
-            help="CSV with a header: path and label columns (e.g. path,genre,artist); "
-            "paths absolute or relative to the file's folder."
-        ),
-    ],
-    home: HomeOption = None,
-    output: FormatOption = ReportFormat.table,
-) -> None:
-    """Store a label file's labels in the catalog (over the tags of the same name).
-
-    Exit code 3 when some of the file's paths name no track of the catalog (convert them first).
-    """
-    from musimilar.labels import read_label_csv
-
-    library = open_home(home, create=False)
-    mapping = read_label_csv(file)
-    with library.exclusive("labels import"):
-        imported = report_import(library, file, mapping)
-    if output == ReportFormat.json:
-        render.print_json(imported.as_dict())
-    if imported.unmatched:
-        raise typer.Exit(EXIT_PARTIAL)
-
-
-@labels_app.command("head")
-@handles_errors
-def labels_head(
-    by: Annotated[str, typer.Argument(help="The label to classify by: genre, artist, album, folder, label...")],
-    home: HomeOption = None,
-    output: FormatOption = ReportFormat.table,
-) -> None:
-    """Fit a classifier for a label on the stored embeddings and keep it in the model file, for `classify`.
-
-    What `train --head` does after training, on the current labels, without training the model again.
-    """
-    library = open_home(home, create=False)
-    with library.exclusive("labels head"):
-        head = report_head(library, by)
-    if output == ReportFormat.json:
-        render.print_json(head)
-
-
-def report_import(library: Any, file: Path, mapping: Any) -> Any:
-    """Store a label file's labels (read with read_label_csv) and summarise on stderr; returns the LabelImport."""
-    from musimilar.labels import import_labels
-
-    imported = import_labels(library, mapping)
-    render.message(
-        f"labels: {imported.matched} of {imported.rows} rows of {file} matched a track; "
-        f"columns {', '.join(imported.keys) or '(none set)'}"
-    )
-    for path in imported.unmatched[:UNMATCHED_SHOWN]:
-        render.message(f"  no such track in the catalog: {path}")
-    if len(imported.unmatched) > UNMATCHED_SHOWN:
-        render.message(f"  ... and {len(imported.unmatched) - UNMATCHED_SHOWN} more")
-    return imported
-
-
-def report_head(library: Any, by: str) -> dict[str, Any]:
-    """Fit and store the classifier head for `by` (train --head), with a summary line; returns its report."""
-    from musimilar.classify import train_head
-
-    head = train_head(library, by)
-    render.message(
-        f"head: a '{by}' classifier over {head['labels']} labels, fit on {head['tracks']} tracks "
-        f"(training accuracy {head['training_accuracy']:.3f}), stored in {head['model']}"
-    )
-    return head

@@ -1,15 +1,14 @@
-"""Commands about the library itself: convert, config show, info; and the convert step other commands share."""
+"""Commands about the library itself: convert, config show, info."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from musimilar.cli import render
-from musimilar.cli.app import app, config_app, handles_errors, read_sources
+from musimilar.cli.common import handles_errors, open_library, read_sources
 from musimilar.cli.options import (
     ConfigOption,
     FormatOption,
@@ -20,51 +19,22 @@ from musimilar.cli.options import (
 )
 from musimilar.errors import EXIT_PARTIAL
 
-FAILURES_SHOWN = 5
-
 MaxSecondsOption = Annotated[
     Optional[float],
     typer.Option(
         "--max-seconds", help="Seconds kept per track (its middle part); caps the cache size.", show_default=False
     ),
 ]
+LabelsFileOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--labels",
+        help="Then store this label file's labels (CSV: path,genre,...; see `labels import`).",
+        show_default=False,
+    ),
+]
 
 
-def open_home(home: Path | None, create: bool = True) -> Any:
-    from musimilar.home import Home, resolve_home
-
-    return Home.open(resolve_home(home), create=create)
-
-
-def load(config: Path | None, home: Any, flags: dict[str, Any] | None = None) -> Any:
-    from musimilar.settings import load_settings
-
-    return load_settings(config, home.root if home is not None else None, flags)
-
-
-def convert_sources(home: Any, sources: list[Path], settings: Any, workers: int | None) -> Any:
-    """Run the incremental convert with a progress bar and summarise it on stderr; returns the report."""
-    from musimilar.convert import convert as convert_library
-    from musimilar.scan import describe_ignored
-
-    with render.progress_bar("convert", "files") as update:
-        report = convert_library(home, sources, settings, workers, progress=lambda d, t, p: update(d, t))
-    if report.cache_reset:
-        render.warning(report.cache_reset)
-    render.message(
-        f"convert: {report.scanned} files scanned, {report.new} new, {report.changed} changed, "
-        f"{report.missing} missing, {report.converted} converted, {len(report.failed)} failed "
-        f"in {report.seconds:.1f} s; cache {render.human_bytes(report.cache_bytes)}"
-        + (f"; ignored: {describe_ignored(report.ignored)}" if report.ignored else "")
-    )
-    for path, error in report.failed[:FAILURES_SHOWN]:
-        render.message(f"  failed: {path}: {error}")
-    if len(report.failed) > FAILURES_SHOWN:
-        render.message(f"  ... and {len(report.failed) - FAILURES_SHOWN} more (see `musimilar info --failed`)")
-    return report
-
-
-@app.command()
 @handles_errors
 def convert(
     sources: SourcesArgument = None,
@@ -72,43 +42,36 @@ def convert(
     config: ConfigOption = None,
     workers: WorkersOption = None,
     max_seconds: MaxSecondsOption = None,
-    labels: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--labels",
-            help="Then store this label file's labels (CSV: path,genre,...; see `labels import`).",
-            show_default=False,
-        ),
-    ] = None,
+    labels: LabelsFileOption = None,
     output: FormatOption = ReportFormat.table,
 ) -> None:
     """Scan folders (recursively) and cache the log-mel spectrogram of every new or changed audio file.
 
     Exit code 0 when every file converted, 3 when some failed (they are recorded and skipped).
     """
+    from musimilar.labels import read_label_csv
+    from musimilar.summaries import describe_convert
+
     paths = read_sources(sources)
     if not paths:
         raise typer.BadParameter("give at least one folder or file (or '-' to read paths from stdin)")
-    library = open_home(home)
-    settings = load(config, library, {"audio.max_seconds": max_seconds})
-    from musimilar.labels import read_label_csv
-
+    library = open_library(home, config, {"audio.max_seconds": max_seconds})
     mapping = read_label_csv(labels) if labels else None  # a bad label file fails before a long convert
-    with library.exclusive("convert"):
-        report = convert_sources(library, paths, settings, workers)
-        if mapping is not None:
-            from musimilar.cli.evaluation import report_import
+    with render.stage_progress() as progress:
+        report = library.convert(paths, workers, progress)
+    if report.cache_reset:
+        render.warning(report.cache_reset)
+    render.message(describe_convert(report))
+    if mapping is not None:
+        from musimilar.cli.labelling import report_import
 
-            report_import(library, labels, mapping)
+        report_import(library, labels, mapping)
     if output == ReportFormat.json:
-        summary = dataclasses.asdict(report)
-        summary["failed"] = [{"path": path, "error": error} for path, error in report.failed]
-        render.print_json(summary)
+        render.print_json(report.as_dict())
     if report.failed:
         raise typer.Exit(EXIT_PARTIAL)
 
 
-@config_app.command("show")
 @handles_errors
 def config_show(
     home: HomeOption = None, config: ConfigOption = None, output: FormatOption = ReportFormat.table
@@ -124,7 +87,6 @@ def config_show(
         typer.echo(settings_as_toml(settings), nl=False)
 
 
-@app.command()
 @handles_errors
 def info(
     home: HomeOption = None,
@@ -132,9 +94,7 @@ def info(
     output: FormatOption = ReportFormat.table,
 ) -> None:
     """What the home holds: tracks, cache, model, embeddings, index, and whether each is up to date."""
-    from musimilar.status import home_status
-
-    status = home_status(open_home(home, create=False))
+    status = open_library(home, create=False).status()
     if output == ReportFormat.json:
         render.print_json(status)
         return

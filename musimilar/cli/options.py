@@ -35,3 +35,21 @@ class ReportFormat(str, Enum):
 
 
 FormatOption = Annotated[ReportFormat, typer.Option("--format", help="table for people, json for scripts.")]
+OutOption = Annotated[
+    Optional[Path],
+    typer.Option("--out", help="Write the output to this file (atomically) instead of stdout.", show_default=False),
+]
+RelativeToOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--relative-to",
+        help="Playlist paths relative to this folder (default: [playlist] relative_to; else absolute).",
+        show_default=False,
+    ),
+]
+
+
+def playlist_folder(settings: object) -> Optional[Path]:
+    """The [playlist] relative_to setting as a path, when set."""
+    folder = settings.playlist.relative_to  # type: ignore[attr-defined]
+    return Path(folder).expanduser() if folder else None

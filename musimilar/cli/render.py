@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -43,50 +46,62 @@ def print_json(value: Any) -> None:
     sys.stdout.flush()
 
 
-class RateColumn(TextColumn):
-    """Items per second, named after what is counted."""
+@contextmanager
+def stdout_to(path: Path | None) -> Iterator[None]:
+    """Send what is printed as data to `path`, written atomically when the block succeeds; stdout when None."""
+    if path is None:
+        yield
+        return
+    from musimilar.home import atomic_write_text
 
-    def __init__(self, unit: str) -> None:
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        yield
+    atomic_write_text(Path(path).expanduser(), buffer.getvalue())
+    message(f"wrote {path}")
+
+
+STAGE_UNITS = {"convert": "files", "train": "steps", "embed": "tracks", "evaluate": "crops", "synthesise": "clips"}
+
+
+class RateColumn(TextColumn):
+    """Items per second, named after what each stage counts."""
+
+    def __init__(self) -> None:
         super().__init__("")
-        self.unit = unit
 
     def render(self, task: Any) -> Any:
         from rich.text import Text
 
         speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:.1f} {self.unit}/s")
+        unit = STAGE_UNITS.get(task.description, "items")
+        return Text("" if speed is None else f"{speed:.1f} {unit}/s")
 
 
 @contextmanager
-def progress_bar(description: str, unit: str) -> Iterator[Any]:
-    """Yield `update(done, total, **fields)`; a Rich bar on a terminal, nothing otherwise."""
+def stage_progress() -> Iterator[Any]:
+    """Yield the library's `progress(stage, done, total, note)`: one bar per stage on a terminal, else nothing."""
     console = errors()
     if not console.is_terminal:
-        yield lambda done, total, **fields: None
+        yield lambda stage, done, total, note="": None
         return
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TaskProgressColumn(),
-        RateColumn(unit),
+        RateColumn(),
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
         TextColumn("{task.fields[note]}"),
     )
     with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(description, total=None, note="")
+        tasks: dict[str, Any] = {}
 
-        def update(done: int, total: int, note: str = "", **_: Any) -> None:
-            bar.update(task, completed=done, total=total, note=note)
+        def update(stage: str, done: int, total: int, note: str = "") -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=None, note="")
+            bar.update(tasks[stage], completed=done, total=total, note=note)
 
         yield update
-
-
-def human_bytes(count: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1000:
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1000
-    return f"{count:.1f} TB"

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from musimilar.cli import render
-from musimilar.cli.app import app, handles_errors, read_sources
-from musimilar.cli.library import convert_sources, load, open_home
+from musimilar.cli.common import handles_errors, open_library, read_sources
 from musimilar.cli.options import (
     ConfigOption,
     DeviceOption,
@@ -21,45 +19,54 @@ from musimilar.cli.options import (
 )
 from musimilar.errors import EXIT_PARTIAL
 
+EpochsOption = Annotated[Optional[int], typer.Option(help="Passes over the library.", show_default=False)]
+BatchOption = Annotated[Optional[int], typer.Option(help="Pairs per step.", show_default=False)]
+LrOption = Annotated[Optional[float], typer.Option(help="Peak learning rate (AdamW).", show_default=False)]
+LossOption = Annotated[Optional[str], typer.Option(help="ntxent, infonce or supcon.", show_default=False)]
+ByOption = Annotated[
+    Optional[str], typer.Option(help="Label for --loss supcon (folder, genre, artist, album...).", show_default=False)
+]
+SizeOption = Annotated[
+    Optional[str],
+    typer.Option(help="Model size: small (the default, fits a laptop CPU), base or large (GPUs).", show_default=False),
+]
+MinutesOption = Annotated[
+    Optional[float], typer.Option(help="Time budget: stop cleanly when it is spent.", show_default=False)
+]
+SeedOption = Annotated[Optional[int], typer.Option(help="Random seed.", show_default=False)]
+CompileOption = Annotated[
+    Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the model.", show_default=False)
+]
+ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue the last interrupted run.")]
+IndexOption = Annotated[bool, typer.Option("--index/--no-index", help="Embed and index the library afterwards.")]
+HeadOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--head",
+        help="Then fit a classifier for this label (genre, artist...) into the model file, for `classify`.",
+        show_default=False,
+    ),
+]
 
-@app.command()
+
 @handles_errors
 def train(
     sources: SourcesArgument = None,
     home: HomeOption = None,
     config: ConfigOption = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Passes over the library.", show_default=False)] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Pairs per step.", show_default=False)] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (AdamW).", show_default=False)] = None,
-    loss: Annotated[Optional[str], typer.Option(help="ntxent, infonce or supcon.", show_default=False)] = None,
-    by: Annotated[
-        Optional[str],
-        typer.Option(help="Label for --loss supcon (folder, genre, artist, album...).", show_default=False),
-    ] = None,
-    size: Annotated[
-        Optional[str],
-        typer.Option(
-            help="Model size: small (the default, fits a laptop CPU), base or large (GPUs).", show_default=False
-        ),
-    ] = None,
-    minutes: Annotated[
-        Optional[float], typer.Option(help="Time budget: stop cleanly when it is spent.", show_default=False)
-    ] = None,
+    epochs: EpochsOption = None,
+    batch_size: BatchOption = None,
+    lr: LrOption = None,
+    loss: LossOption = None,
+    by: ByOption = None,
+    size: SizeOption = None,
+    minutes: MinutesOption = None,
     device: DeviceOption = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed.", show_default=False)] = None,
-    compile_model: Annotated[
-        Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the model.", show_default=False)
-    ] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the last interrupted run.")] = False,
-    index: Annotated[bool, typer.Option("--index/--no-index", help="Embed and index the library afterwards.")] = True,
-    head: Annotated[
-        Optional[str],
-        typer.Option(
-            "--head",
-            help="Then fit a classifier for this label (genre, artist...) into the model file, for `classify`.",
-            show_default=False,
-        ),
-    ] = None,
+    seed: SeedOption = None,
+    compile_model: CompileOption = None,
+    resume: ResumeOption = False,
+    index: IndexOption = True,
+    head: HeadOption = None,
     workers: WorkersOption = None,
     output: FormatOption = ReportFormat.table,
 ) -> None:
@@ -67,14 +74,6 @@ def train(
 
     Runs under `torchrun --nproc-per-node N -m musimilar train ...` on several GPUs (or CPU processes).
     """
-    from musimilar import distributed
-    from musimilar.devices import pick_device
-    from musimilar.train import train as train_model
-
-    if head and not index:
-        raise typer.BadParameter("--head needs the library embedded with the new model: leave out --no-index")
-    ranks = distributed.ranks_from_environment()
-    library = open_home(home)
     flags = {
         "train.epochs": epochs,
         "train.batch_size": batch_size,
@@ -87,60 +86,12 @@ def train(
         "train.seed": seed,
         "train.compile": compile_model,
     }
-    settings = load(config, library, flags)
-    with library.exclusive("train") if ranks.is_main else contextlib.nullcontext():
-        paths = read_sources(sources)
-        if ranks.distributed:  # the other processes wait while the main one converts
-            distributed.start(ranks, pick_device(settings.train.device))
-        failed: list[Any] = []
-        if paths and ranks.is_main:
-            failed = convert_sources(library, paths, settings, workers).failed
-        distributed.barrier()
-        with render.progress_bar("train", "steps") as update:
-            report = train_model(
-                library,
-                settings,
-                resume=resume,
-                notify=render.message,
-                on_step=lambda e: update(
-                    e.step,
-                    e.steps,
-                    note=f"epoch {e.epoch}/{e.epochs} loss {e.loss:.3f} {e.clips_per_second:.0f} clips/s",
-                ),
-            )
-        if not ranks.is_main:
-            return
-        render.message(
-            f"train: {report.epochs} epochs, {report.steps} steps in {report.seconds:.0f} s "
-            f"({report.stopped}); model {report.fingerprint} is now the home's current model"
-        )
-        summary: dict[str, Any] = {
-            "train": _report_dict(report),
-            "convert_failed": [{"path": p, "error": e} for p, e in failed],
-        }
-        if index:
-            render.message("embedding the library and building the index (skip with --no-index)")
-            summary.update(embed_and_index(library, settings))
-        if head:
-            from musimilar.cli.evaluation import report_head
-
-            summary["head"] = report_head(library, head)
+    library = open_library(home, config, flags)
+    with render.stage_progress() as progress:
+        summary = library.train(read_sources(sources), resume, index, head, workers, progress, render.message)
+    if not summary.is_main:
+        return
     if output == ReportFormat.json:
-        render.print_json(summary)
-    if failed or summary.get("embed", {}).get("failed"):
+        render.print_json(summary.as_dict())
+    if summary.failed:
         raise typer.Exit(EXIT_PARTIAL)
-
-
-def embed_and_index(library: Any, settings: Any) -> dict[str, Any]:
-    from musimilar.cli.search import build_index_reporting, embed_reporting
-
-    device = settings.embed.device if settings.embed.device != "auto" else settings.train.device
-    embedded = embed_reporting(library, None, None, device)
-    built = build_index_reporting(library, settings)
-    return {"embed": embedded, "index": built}
-
-
-def _report_dict(report: Any) -> dict[str, Any]:
-    from musimilar.train import report_as_dict
-
-    return report_as_dict(report)

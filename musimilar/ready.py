@@ -1,0 +1,116 @@
+"""A home ready to answer queries: its current model, its live embeddings and a searcher, opened once.
+
+Recommend, radio, path, evaluate, classify and the web server all start here, so the checks (a model exists, the
+embeddings are this model's, the index matches them) are made in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from musimilar.catalog import Catalog, Track, content_fingerprint
+from musimilar.embeddings import MANIFEST_NAME as EMBEDDINGS_MANIFEST
+from musimilar.embeddings import EmbeddingTable, load_embeddings
+from musimilar.errors import MusimilarError, NotReadyError
+from musimilar.home import Home
+from musimilar.index import MANIFEST_NAME as INDEX_MANIFEST
+from musimilar.index import Searcher, open_searcher
+from musimilar.settings import IndexSettings
+
+REMEDY_EMBED = "run `musimilar embed` (or `musimilar train DIR`, which ends with it)"
+
+
+@dataclass
+class QueryVector:
+    vector: np.ndarray  # [D] normalised
+    exclude: set[int] = field(default_factory=set)  # the query's own track(s) and their exact duplicates
+    tracks: list[Track] = field(default_factory=list)  # catalog tracks the query names, if any
+
+
+def disk_state(home: Home) -> tuple[tuple[int, int], ...]:
+    """(mtime, size) of the files a ready home is opened from; it changes when any of them is rewritten."""
+    files = (home.current_model_path, home.embeddings_dir / EMBEDDINGS_MANIFEST, home.index_dir / INDEX_MANIFEST)
+    state = []
+    for path in files:
+        try:
+            stat = path.stat()
+            state.append((stat.st_mtime_ns, stat.st_size))
+        except FileNotFoundError:
+            state.append((0, -1))
+    return tuple(state)
+
+
+class ReadyHome:
+    """The model, the live embeddings and the search structure of a home, so that many queries share one start-up."""
+
+    def __init__(self, home: Home, index: IndexSettings, exact: bool = False, device: str = "cpu") -> None:
+        from musimilar.devices import pick_device
+        from musimilar.embed import open_model
+
+        self.home = home
+        self.disk_state = disk_state(home)
+        self.device = pick_device(device)
+        self.model = open_model(home, None, self.device)
+        table = load_embeddings(home.embeddings_dir)
+        if table is None or len(table) == 0:
+            raise NotReadyError(f"{home.root}: no embeddings yet: {REMEDY_EMBED}")
+        if table.model_fingerprint != self.model.fingerprint:
+            raise NotReadyError(f"{home.root}: the embeddings were made with another model: {REMEDY_EMBED}")
+        # The web server reads from its worker threads; SQLite serialises the reads on one connection.
+        self.catalog = Catalog(home.catalog_path, check_same_thread=False)
+        self.table: EmbeddingTable = table.live({t.id: t.version for t in self.catalog.tracks("ok")})
+        self.searcher: Searcher = open_searcher(self.table, home.index_dir, index, force_exact=exact)
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> ReadyHome:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def stored_vector(self, track_id: int) -> np.ndarray | None:
+        row = self.table.row_of(track_id)
+        return None if row is None else np.asarray(self.table.vectors[row])
+
+    def query_vector(self, query: str) -> QueryVector:
+        """A query is a catalog track id or an audio file (in the library or not)."""
+        if query.isdigit() and not Path(query).exists():
+            track = self.catalog.track(int(query))
+            if track is None:
+                raise MusimilarError(f"{query}: no track with this id in the catalog")
+            return self._stored(track) or QueryVector(self._embed_path(Path(track.path)), {track.id}, [track])
+        path = Path(query).expanduser().resolve()
+        if not path.exists():
+            raise MusimilarError(f"{query}: no such file or track id")
+        track = self.catalog.track_by_path(path)
+        if track is not None and _unchanged(track, path):
+            stored = self._stored(track)
+            if stored is not None:
+                return stored
+        vector = self._embed_path(path)
+        return QueryVector(vector, self._duplicates_of(path), [])
+
+    def _stored(self, track: Track) -> QueryVector | None:
+        vector = self.stored_vector(track.id)
+        if vector is None:
+            return None
+        twins = {t.id for t in self.catalog.tracks_with_fingerprint(track.fingerprint)}
+        return QueryVector(vector, twins | {track.id}, [track])
+
+    def _embed_path(self, path: Path) -> np.ndarray:
+        from musimilar.embed import embed_file
+
+        return embed_file(self.model, path, self.device)
+
+    def _duplicates_of(self, path: Path) -> set[int]:
+        return {t.id for t in self.catalog.tracks_with_fingerprint(content_fingerprint(path, path.stat().st_size))}
+
+
+def _unchanged(track: Track, path: Path) -> bool:
+    stat = path.stat()
+    return track.status == "ok" and track.size == stat.st_size and track.mtime_ns == stat.st_mtime_ns
