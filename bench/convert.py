@@ -10,6 +10,13 @@ progress to stderr.
     python bench/convert.py                                  # 50+ synthesised 30 s files, mp3 and ogg
     python bench/convert.py --audio ~/Music --limit 30       # real files
     python bench/convert.py --profile                        # and where convert's time goes (cProfile)
+    python bench/convert.py --decoders                       # libsndfile against FFmpeg (PyAV), per format
+    python bench/convert.py --long-file 3600                 # peak memory of converting one hour-long file
+
+--decoders decodes one synthesised clip, written in every format, with each reader that reads it (one process,
+best of --repeats): musimilar.audio.decode(decoder=...), so both include the down-mix and the soxr resampling.
+--long-file converts one synthesised file of that many seconds (44.1 kHz stereo flac and m4a) in a child process
+and reports its peak resident memory.
 """
 
 # ruff: noqa: E402  (the thread limits below must be set before numpy and torch are imported)
@@ -63,6 +70,9 @@ def parse_arguments() -> argparse.Namespace:
         choices=["decode-only", "librosa", "convert"],
     )
     parser.add_argument("--profile", action="store_true", help="profile one convert run with one worker")
+    parser.add_argument("--decoders", action="store_true", help="compare libsndfile and FFmpeg decoding per format")
+    parser.add_argument("--clip-seconds", type=float, default=30.0, help="with --decoders: the clip's length")
+    parser.add_argument("--long-file", type=float, metavar="SECONDS", help="peak memory of converting one long file")
     parser.add_argument("--workdir", type=Path, default=Path(".bench"), help="synthesised audio and homes go here")
     return parser.parse_args()
 
@@ -166,12 +176,120 @@ def profile_convert(files: list[Path], homes: Path) -> str:
     return text.getvalue()
 
 
+# ---- libsndfile against FFmpeg
+
+BOTH_READ = ("wav", "flac", "ogg", "opus", "mp3")  # formats libsndfile reads; FFmpeg reads them too
+FFMPEG_ONLY = ("m4a", "alac.m4a", "wma", "webm", "mka", "wv")
+
+
+def compare_decoders(workdir: Path, seconds: float, repeats: int) -> None:
+    from musimilar.audio import decode
+    from musimilar.audio.formats import prefers_sndfile
+    from musimilar.settings import AudioSettings
+
+    clips = clip_in_every_format(workdir / "decoders", seconds)
+    settings = AudioSettings()
+
+    def best_time(path: Path, decoder: str) -> float:
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            decode(path, settings, decoder=decoder)
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    print(f"one {seconds:g} s clip, {SYNTH_RATE} Hz stereo, decoded to 22050 Hz mono; one process, best of {repeats}\n")
+    print("| format | libsndfile s | FFmpeg s | FFmpeg / libsndfile | chosen |")
+    print("|---|---:|---:|---:|---|")
+    for name in BOTH_READ:
+        sndfile, ffmpeg = best_time(clips[name], "libsndfile"), best_time(clips[name], "ffmpeg")
+        chosen = "libsndfile" if prefers_sndfile(clips[name]) else "FFmpeg"
+        print(f"| {name} | {sndfile:.3f} | {ffmpeg:.3f} | {ffmpeg / sndfile:.2f}x | {chosen} |")
+    for name in FFMPEG_ONLY:
+        ffmpeg = best_time(clips[name], "ffmpeg")
+        print(f"| {name} | - | {ffmpeg:.3f} ({seconds / ffmpeg:.0f}x real time) | - | FFmpeg |")
+
+
+def clip_in_every_format(directory: Path, seconds: float) -> dict[str, Path]:
+    from musimilar.synth import get_style, synthesise_clip, write_audio
+
+    clip = synthesise_clip(get_style("techno"), seconds, SYNTH_RATE, np.random.default_rng(0), stereo=True)
+    paths = {name: directory / f"clip-{seconds:g}s.{name}" for name in (*BOTH_READ, *FFMPEG_ONLY)}
+    for path in paths.values():
+        if not path.exists():
+            message(f"writing {path}")
+            write_audio(path, clip, SYNTH_RATE)
+    return paths
+
+
+LONG_FILE_CONVERT = """
+import resource, sys
+from pathlib import Path
+from musimilar.convert import convert
+from musimilar.home import Home
+from musimilar.settings import Settings
+
+report = convert(Home.open(Path(sys.argv[1])), [Path(sys.argv[2])], Settings(), workers=1)
+assert report.converted == 1, report.failed
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def long_file_memory(workdir: Path, seconds: float) -> None:
+    """Peak RSS of a fresh process converting one long file, per format (the kept middle 600 s is decoded)."""
+    import subprocess
+
+    print(f"one {seconds / 60:g}-minute file, {SYNTH_RATE} Hz stereo, converted in a fresh process (1 worker)\n")
+    print("| format | file MB | peak RSS MB | seconds |")
+    print("|---|---:|---:|---:|")
+    for extension in ("flac", "m4a"):
+        path = workdir / "long" / f"long-{seconds:g}s.{extension}"
+        if not path.exists():
+            message(f"writing {path}")
+            write_long_file(path, seconds)
+        home = Path(tempfile.mkdtemp(prefix="long-", dir=workdir))
+        started = time.perf_counter()
+        peak = subprocess.run(
+            [sys.executable, "-c", LONG_FILE_CONVERT, str(home), str(path)], capture_output=True, text=True, check=True
+        ).stdout.split()[-1]
+        elapsed = time.perf_counter() - started
+        shutil.rmtree(home, ignore_errors=True)
+        print(f"| {extension} | {path.stat().st_size / 1e6:.0f} | {int(peak) / 1e6:.0f} | {elapsed:.1f} |")
+
+
+def write_long_file(path: Path, seconds: float, block_seconds: float = 10.0) -> None:
+    """A tone in noise, encoded block by block (an hour of float32 stereo would take 1.3 GB here)."""
+    import av
+
+    container_format, codec = {".flac": ("flac", "flac"), ".m4a": ("ipod", "aac")}[path.suffix]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    block = int(block_seconds * SYNTH_RATE)
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=SYNTH_RATE)
+        stream.layout = "stereo"
+        for start in range(0, int(seconds * SYNTH_RATE), block):
+            t = (start + np.arange(block)) / SYNTH_RATE
+            tone, noise = 0.3 * np.sin(2 * np.pi * 220 * t), rng.normal(0, 0.05, block)
+            planar = np.stack([tone + noise, tone - noise]).astype(np.float32)
+            frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = SYNTH_RATE, start
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
 def message(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
 def main() -> None:
     arguments = parse_arguments()
+    if arguments.decoders:
+        compare_decoders(arguments.workdir, arguments.clip_seconds, arguments.repeats)
+        return
+    if arguments.long_file:
+        long_file_memory(arguments.workdir, arguments.long_file)
+        return
     files = (
         real_files(arguments.audio, arguments.limit)
         if arguments.audio

@@ -40,6 +40,11 @@ def fit_frames(logmel: ArrayLike, length: int) -> ArrayLike:
     return logmel[:, np.arange(length) % frames]
 
 
+def bytes_per_second(audio: AudioSettings, mel: MelSettings) -> float:
+    """Cache bytes one second of audio takes: n_mels float16 values per frame."""
+    return mel.n_mels * np.dtype(DTYPE).itemsize * audio.sample_rate / mel.hop_length
+
+
 def shard_path(directory: Path, shard: int) -> Path:
     return directory / f"shard-{shard:05d}.f16"
 

@@ -7,15 +7,24 @@ write take the home's lock (`Home.exclusive`) so two writers never interleave.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from musimilar.cue import CueTrack
 from musimilar.errors import HomeBusyError
+from musimilar.registration import (  # noqa: F401  (re-exported: part of the catalog's interface)
+    FINGERPRINT_SPAN,
+    Entry,
+    SyncResult,
+    content_fingerprint,
+    mark_missing_under,
+    register,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tracks (
@@ -44,18 +53,16 @@ CREATE TABLE IF NOT EXISTS spectrograms (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-FINGERPRINT_SPAN = 1 << 16  # bytes hashed at the start, middle and end of a file
+# Columns added since the first schema, added in place to an older catalog when it is opened for writing.
+# A track is a file, or (from a CUE sheet) seconds [span_start, span_end) of `file`; its `path` is then the file's
+# path, '#' and its number in the sheet, unique like any path.
+ADDED_COLUMNS = {"file": "TEXT", "span_start": "REAL", "span_end": "REAL"}
 BUSY_TIMEOUT_SECONDS = 30.0
 
 
-def content_fingerprint(path: Path, size: int) -> str:
-    """A fast content fingerprint: the size and three 64 KiB spans (start, middle, end) of the file."""
-    digest = hashlib.blake2b(str(size).encode(), digest_size=12)
-    with open(path, "rb") as stream:
-        for position in (0, max(0, size // 2 - FINGERPRINT_SPAN // 2), max(0, size - FINGERPRINT_SPAN)):
-            stream.seek(position)
-            digest.update(stream.read(FINGERPRINT_SPAN))
-    return digest.hexdigest()
+def _writable(path: Path) -> bool:
+    """Whether SQLite can write the catalog and its journal files beside it."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
 @dataclass
@@ -72,23 +79,25 @@ class Track:
     sample_rate: int | None
     channels: int | None
     labels: dict[str, str] = field(default_factory=dict)
+    file: str | None = None  # the audio file of a CUE sheet track (None: `path` itself)
+    span_start: float | None = None
+    span_end: float | None = None  # None: to the end of the file
+
+    @property
+    def audio_path(self) -> Path:
+        """The file to decode."""
+        return Path(self.file or self.path)
+
+    @property
+    def span(self) -> tuple[float, float | None] | None:
+        """(start, end) seconds of the file that are this track, or None for the whole file."""
+        return None if self.span_start is None else (self.span_start, self.span_end)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Track:
         values = {key: row[key] for key in row.keys() if key in cls.__dataclass_fields__}
         values["labels"] = json.loads(values.get("labels") or "{}")
         return cls(**values)
-
-
-@dataclass
-class SyncResult:
-    """What a scan found compared with the catalog."""
-
-    new: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    missing: int = 0
-    unreadable: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -104,17 +113,34 @@ class Placement:
 class Catalog:
     def __init__(self, path: Path, check_same_thread: bool = True) -> None:
         self.path = path
-        self.connection = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=check_same_thread
-        )
+        # a home that cannot be written (a read-only disk or share): read the catalog as it is, writing nothing, not
+        # even SQLite's shared-memory file; nobody can change it meanwhile
+        self.read_only = path.exists() and not _writable(path)
+        if self.read_only:
+            uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+            self.connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=check_same_thread)
+        else:
+            self.connection = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=check_same_thread
+            )
         self.connection.row_factory = sqlite3.Row
         try:
-            self.connection.execute("PRAGMA journal_mode=WAL")
-            self.connection.execute("PRAGMA foreign_keys=ON")
-            self.connection.execute("PRAGMA synchronous=NORMAL")
-            self.connection.executescript(SCHEMA)
+            if not self.read_only:
+                self.connection.execute("PRAGMA journal_mode=WAL")
+                self.connection.execute("PRAGMA foreign_keys=ON")
+                self.connection.execute("PRAGMA synchronous=NORMAL")
+                self.connection.executescript(SCHEMA)
+                self._add_new_columns()
+            self.connection.execute("SELECT COUNT(*) FROM tracks").fetchone()
         except sqlite3.OperationalError as error:
             raise HomeBusyError(f"{path}: catalog is busy or unreadable: {error}") from None
+
+    def _add_new_columns(self) -> None:
+        """Bring a catalog written by an older version up to the current schema (new columns are NULL)."""
+        present = {row["name"] for row in self.connection.execute("PRAGMA table_info(tracks)")}
+        for name, kind in ADDED_COLUMNS.items():
+            if name not in present:
+                self.connection.execute(f"ALTER TABLE tracks ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self.connection.close()
@@ -145,74 +171,23 @@ class Catalog:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     # ---- registration
-    def sync(self, paths: Iterable[Path], roots: Iterable[Path]) -> SyncResult:
-        """Register `paths`; mark changed files pending; mark catalog files under `roots` that are gone as missing."""
+    def sync(self, paths: Iterable[Path], roots: Iterable[Path], cue_tracks: Iterable[CueTrack] = ()) -> SyncResult:
+        """Register `paths` and the tracks of CUE sheets; mark changed ones pending; mark catalog tracks under `roots`
+        that are gone (or whose file a CUE sheet now cuts into tracks) as missing."""
         result = SyncResult()
         now = time.time()
         seen: set[str] = set()
         with self.transaction() as db:
             for path in paths:
                 seen.add(str(path))
-                self._sync_one(db, path, now, result)
+                register(db, Entry(str(path), path, {"folder": path.parent.name}), now, result)
+            for cue in cue_tracks:
+                seen.add(cue.key)
+                labels = {"folder": cue.file.parent.name, **cue.labels()}
+                register(db, Entry(cue.key, cue.file, labels, cue.start, cue.end), now, result)
             for root in roots:
-                result.missing += self._mark_missing_under(db, root, seen, now)
+                result.missing += mark_missing_under(db, root, seen, now)
         return result
-
-    def _sync_one(self, db: sqlite3.Connection, path: Path, now: float, result: SyncResult) -> None:
-        try:
-            stat = path.stat()
-            row = db.execute("SELECT * FROM tracks WHERE path = ?", (str(path),)).fetchone()
-            if row is not None and row["size"] == stat.st_size and row["mtime_ns"] == stat.st_mtime_ns:
-                if row["status"] == "missing":
-                    db.execute("UPDATE tracks SET status = 'pending', updated_at = ? WHERE id = ?", (now, row["id"]))
-                    result.changed += 1
-                else:
-                    result.unchanged += 1
-                return
-            fingerprint = content_fingerprint(path, stat.st_size)
-        except OSError as error:
-            result.unreadable.append((str(path), error.strerror or str(error)))
-            return
-        if row is None:
-            db.execute(
-                "INSERT INTO tracks (path, size, mtime_ns, fingerprint, labels, added_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    str(path),
-                    stat.st_size,
-                    stat.st_mtime_ns,
-                    fingerprint,
-                    json.dumps({"folder": path.parent.name}),
-                    now,
-                    now,
-                ),
-            )
-            result.new += 1
-        elif row["fingerprint"] == fingerprint and row["status"] != "missing":
-            db.execute(
-                "UPDATE tracks SET mtime_ns = ?, updated_at = ? WHERE id = ?", (stat.st_mtime_ns, now, row["id"])
-            )
-            result.unchanged += 1
-        else:
-            db.execute(
-                "UPDATE tracks SET size = ?, mtime_ns = ?, fingerprint = ?, version = version + 1, status = 'pending',"
-                " error = NULL, updated_at = ? WHERE id = ?",
-                (stat.st_size, stat.st_mtime_ns, fingerprint, now, row["id"]),
-            )
-            db.execute("DELETE FROM spectrograms WHERE track_id = ?", (row["id"],))
-            result.changed += 1
-
-    @staticmethod
-    def _mark_missing_under(db: sqlite3.Connection, root: Path, seen: set[str], now: float) -> int:
-        prefix = str(root).rstrip("/") + "/"
-        rows = db.execute(
-            "SELECT id, path FROM tracks WHERE status != 'missing' AND substr(path, 1, ?) = ?", (len(prefix), prefix)
-        ).fetchall()
-        gone = [row["id"] for row in rows if row["path"] not in seen and not Path(row["path"]).exists()]
-        for track_id in gone:
-            db.execute("UPDATE tracks SET status = 'missing', updated_at = ? WHERE id = ?", (now, track_id))
-            db.execute("DELETE FROM spectrograms WHERE track_id = ?", (track_id,))
-        return len(gone)
 
     # ---- conversion results
     def pending_conversion(self) -> list[Track]:

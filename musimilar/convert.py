@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from musimilar import cache
-from musimilar.audio import AUDIO_EXTENSIONS, decode
+from musimilar.audio import decode
 from musimilar.catalog import Catalog, SyncResult, Track
-from musimilar.errors import DecodeError, MusimilarError
-from musimilar.home import Home
+from musimilar.errors import DecodeError, DiskFullError
+from musimilar.home import Home, free_bytes, is_disk_full
+from musimilar.scan import scan
 from musimilar.settings import Settings
 
 COMMIT_EVERY_SECONDS = 1.0  # placements are committed in batches; a crash loses at most this much work
@@ -35,6 +38,8 @@ class ConvertReport:
     converted: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     previously_failed: int = 0
+    cue_tracks: int = 0  # tracks cut from single-file albums by their CUE sheets
+    ignored: dict[str, int] = field(default_factory=dict)  # extension -> files found that are not audio
     cache_reset: str | None = None  # why the cache was rebuilt, if it was
     cache_bytes: int = 0
     audio_seconds: float = 0.0
@@ -59,28 +64,6 @@ class Converted:
     error: str | None = None
 
 
-def find_audio_files(sources: Iterable[Path]) -> tuple[list[Path], list[Path]]:
-    """(files, folders): audio files under each folder (recursively, by extension) and files named directly."""
-    files: list[Path] = []
-    folders: list[Path] = []
-    for source in sources:
-        source = source.expanduser().resolve()
-        if source.is_dir():
-            folders.append(source)
-            for directory, subdirectories, names in os.walk(source):
-                subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
-                files.extend(
-                    Path(directory) / name
-                    for name in sorted(names)
-                    if Path(name).suffix.lower() in AUDIO_EXTENSIONS and not name.startswith(".")
-                )
-        elif source.exists():
-            files.append(source)
-        else:
-            raise MusimilarError(f"{source}: no such file or folder")
-    return list(dict.fromkeys(files)), folders
-
-
 def convert(
     home: Home,
     sources: Iterable[Path],
@@ -90,10 +73,12 @@ def convert(
 ) -> ConvertReport:
     """Register the audio under `sources` and cache the log-mel of every new or changed track."""
     started = time.perf_counter()
-    files, folders = find_audio_files(sources)
-    report = ConvertReport(scanned=len(files))
+    found = scan(sources)
+    report = ConvertReport(
+        scanned=len(found.files) + len(found.covered), cue_tracks=len(found.cue_tracks), ignored=dict(found.ignored)
+    )
     with Catalog(home.catalog_path) as catalog:
-        synced = catalog.sync(files, folders)
+        synced = catalog.sync(found.files, found.folders, found.cue_tracks)
         _count_sync(report, synced)
         report.cache_reset = _check_cache_settings(home, catalog, settings)
         pending = catalog.pending_conversion()
@@ -151,9 +136,27 @@ def _convert_pending(
                 batch, last_commit = [], time.monotonic()
             if progress is not None:
                 progress(done, len(pending), result.path)
-    finally:
         _commit(catalog, writer, batch, report)
-        writer.close()
+    except (OSError, sqlite3.Error) as error:
+        if not is_disk_full(error):
+            raise
+        needed = _space_needed(settings, len(pending) - report.converted - len(report.failed), report)
+        raise DiskFullError(home.root, free_bytes(home.root), needed) from None  # what was committed stays
+    except BaseException:
+        _commit(catalog, writer, batch, report)  # Ctrl-C or a failing worker: keep what was converted
+        raise
+    finally:
+        with contextlib.suppress(OSError):  # a full disk fails the last flush; nothing unflushed is recorded
+            writer.close()
+
+
+def _space_needed(settings: Settings, remaining: int, report: ConvertReport) -> int:
+    """The cache bytes the remaining tracks need: as much per track as the ones converted so far took, or (before
+    any) a whole kept window each; the catalog rows are small beside it."""
+    seconds = settings.audio.max_seconds
+    if report.converted:
+        seconds = min(seconds, report.audio_seconds / report.converted)
+    return int(max(1, remaining) * seconds * cache.bytes_per_second(settings.audio, settings.mel))
 
 
 def _commit(catalog: Catalog, writer: cache.ShardWriter, batch: list[Converted], report: ConvertReport) -> None:
@@ -172,7 +175,7 @@ def _commit(catalog: Catalog, writer: cache.ShardWriter, batch: list[Converted],
 
 
 def _run_workers(pending: list[Track], settings: Settings, workers: int | None) -> Iterator[Converted]:
-    jobs = [(track.id, track.path) for track in pending]
+    jobs = [Job(track.id, track.path, str(track.audio_path), track.span) for track in pending]
     workers = min(workers or os.cpu_count() or 1, len(jobs))
     if workers <= 1:
         import torch
@@ -203,25 +206,34 @@ def _start_worker(settings: Settings) -> None:
     _worker_state["logmel"] = LogMel(settings.audio, settings.mel)
 
 
-def _convert_one(job: tuple[int, str]) -> Converted:
+class Job(NamedTuple):
+    """One track to convert: its catalog key, the file to decode and (a CUE sheet track) its span."""
+
+    track_id: int
+    path: str
+    audio_path: str
+    span: tuple[float, float | None] | None
+
+
+def _convert_one(job: Job) -> Converted:
     import torch
 
     from musimilar.tags import read_tags
 
-    track_id, path = job
     settings: Settings = _worker_state["settings"]  # type: ignore[assignment]
     try:
-        samples, info = decode(Path(path), settings.audio)
+        samples, info = decode(Path(job.audio_path), settings.audio, span=job.span)
     except DecodeError as error:
-        return Converted(track_id, path, error=f"{error.kind}: {error.cause}")
+        return Converted(job.track_id, job.path, error=f"{error.kind}: {error.cause}")
     with torch.inference_mode():
         logmel = _worker_state["logmel"](torch.from_numpy(samples))  # type: ignore[operator]
+    start, end = job.span or (0.0, None)
     return Converted(
-        track_id,
-        path,
+        job.track_id,
+        job.path,
         logmel=logmel.numpy().astype(np.float16),
-        duration=info.duration,
+        duration=min(info.duration, end or info.duration) - start,
         sample_rate=info.sample_rate,
         channels=info.channels,
-        tags=read_tags(Path(path)),
+        tags=read_tags(Path(job.audio_path)),
     )

@@ -225,7 +225,7 @@ def _crops_of(
         return track_crops(reader.read(placement), model.embed.crops, length)
     from musimilar.audio import decode
 
-    samples, _ = decode(Path(track.path), model.audio)
+    samples, _ = decode(track.audio_path, model.audio, span=track.span)
     with torch.inference_mode():
         logmel = _logmel_module(model)(torch.from_numpy(samples)).numpy()
     return track_crops(logmel, model.embed.crops, length)

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import shutil
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from musimilar.errors import HomeBusyError, MusimilarError
+from musimilar.errors import DiskFullError, HomeBusyError, HomeReadOnlyError, MusimilarError
 
 HOME_ENV = "MUSIMILAR_HOME"
+READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+REWRITE_MINIMUM_BYTES = 64 << 20  # a model, embeddings or index rewritten beside the old one needs at least this
+SQLITE_FULL = 13  # sqlite3.SQLITE_FULL from Python 3.11 on
 
 
 def default_home(environ: Mapping[str, str] | None = None) -> Path:
@@ -90,12 +97,19 @@ class Home:
 
     @contextlib.contextmanager
     def exclusive(self, job: str, scope: str | None = None) -> Iterator[None]:
-        """Hold the home's write lock for the duration of a job; fail at once when another process holds it.
+        """Hold the home's write lock for the duration of a job; fail at once when another process holds it, or
+        when the home is read-only. A full disk inside the job becomes a DiskFullError naming the home.
 
         A `scope` names a lock of its own, for jobs that write apart from the rest (one shard of an embedding).
         """
         lock_path = self.root / (f".lock-{scope}" if scope else ".lock")
-        with open(lock_path, "a+") as handle:
+        try:
+            handle = open(lock_path, "a+")
+        except OSError as error:
+            if error.errno in READ_ONLY_ERRNOS:
+                raise HomeReadOnlyError(self.root, error.strerror or str(error)) from None
+            raise
+        with handle, self.reporting_full_disk():
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -112,6 +126,43 @@ class Home:
                 handle.seek(0)
                 handle.truncate()
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def reporting_full_disk(self) -> Iterator[None]:
+        """Turn 'no space left on device' (from a file or from SQLite) into one DiskFullError naming the home."""
+        try:
+            yield
+        except (OSError, sqlite3.Error) as error:
+            if not is_disk_full(error):
+                raise
+            raise DiskFullError(self.root, free_bytes(self.root), self.rewrite_bytes()) from None
+
+    def rewrite_bytes(self) -> int:
+        """What rewriting the model, embeddings and index needs: new files are written beside the old ones."""
+        sizes = (
+            entry.stat().st_size
+            for folder in (self.models_dir, self.embeddings_dir, self.index_dir)
+            if folder.is_dir()
+            for entry in folder.rglob("*")
+            if entry.is_file()
+        )
+        return max(REWRITE_MINIMUM_BYTES, sum(sizes))
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether an error says the disk (or the user's quota) is full."""
+    if isinstance(error, OSError):
+        return error.errno in DISK_FULL_ERRNOS
+    if isinstance(error, sqlite3.Error):
+        return getattr(error, "sqlite_errorcode", None) == SQLITE_FULL or "disk is full" in str(error)
+    return False
+
+
+def free_bytes(path: Path) -> int:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return 0
 
 
 @contextlib.contextmanager

@@ -126,16 +126,17 @@ class Library:
     ) -> EmbedReport:
         """Embed every converted track (of one shard) with no up-to-date embedding; `paths` are converted first
         (under the home's lock, never under a shard's alone, since conversion writes the shared cache)."""
-        if paths:
-            self.convert(paths, workers, progress)
+        failed_to_convert = self.convert(paths, workers, progress).failed if paths else []
         scope = f"shard-{shard[0]}-of-{shard[1]}" if shard else None
         from musimilar.embed import embed_device, embed_library
 
         step = progress or _no_progress
         with self.home.exclusive(f"embed {shard[0]}/{shard[1]}" if shard else "embed", scope=scope):
-            return embed_library(
+            report = embed_library(
                 self.home, model, shard, embed_device(self.settings), lambda d, t: step("embed", d, t, "")
             )
+        report.failed[:0] = failed_to_convert  # files that could not be converted are not embedded either
+        return report
 
     def merge_shards(self, folders: Sequence[Path]) -> MergeReport:
         """Join `embed --shard` folders into the home's embeddings."""

@@ -16,10 +16,13 @@ FAILURES_SHOWN = 5
 
 def describe_convert(report: ConvertReport) -> str:
     """The summary lines of a convert, for people."""
+    from musimilar.scan import describe_ignored
+
     lines = [
         f"convert: {report.scanned} files scanned, {report.new} new, {report.changed} changed, "
         f"{report.missing} missing, {report.converted} converted, {len(report.failed)} failed "
         f"in {report.seconds:.1f} s; cache {human_bytes(report.cache_bytes)}"
+        + (f"; ignored: {describe_ignored(report.ignored)}" if report.ignored else "")
     ]
     lines += [f"  failed: {path}: {error}" for path, error in report.failed[:FAILURES_SHOWN]]
     if len(report.failed) > FAILURES_SHOWN:

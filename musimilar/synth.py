@@ -195,8 +195,11 @@ def write_library(
         raise ValueError(f"styles must be between 1 and {len(STYLES)}, not {styles}")
     if not formats:
         raise ValueError("formats must name at least one format")
+    from musimilar.audio.encode import ENCODINGS
+
     for extension in formats:
-        _soundfile_format(extension)
+        if extension not in ENCODINGS:
+            _soundfile_format(extension)
     tracks = []
     for style in chosen:
         for index in range(per_style):
@@ -211,13 +214,20 @@ def write_library(
 
 
 def write_audio(path: Path, samples: np.ndarray, sample_rate: int) -> None:
-    """Write samples ([n] or [n, channels]) in the format named by the suffix, atomically (temp file + rename)."""
+    """Write samples ([n] or [n, channels]) in the format named by the suffix, atomically (temp file + rename):
+    wav, flac, ogg and mp3 through libsndfile, the formats of musimilar.audio.encode through FFmpeg."""
+    from musimilar.audio.encode import encoding_of, write_encoded
+
     path = Path(path)
-    file_format, subtype = _soundfile_format(path.suffix.lstrip(".").lower())
+    encoding = encoding_of(path) if path.suffix.lstrip(".").lower() not in FORMATS else None
+    file_format, subtype = ("", "") if encoding else _soundfile_format(path.suffix.lstrip(".").lower())
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")  # not an audio suffix: scanners skip it
     try:
-        soundfile.write(temporary, samples, sample_rate, format=file_format, subtype=subtype)
+        if encoding:  # formats only FFmpeg writes (m4a, wma, webm, ...)
+            write_encoded(temporary, samples, sample_rate, encoding)
+        else:
+            soundfile.write(temporary, samples, sample_rate, format=file_format, subtype=subtype)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

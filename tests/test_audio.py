@@ -155,10 +155,10 @@ def test_text_named_mp3_is_not_audio(bad_files: dict[str, Path]) -> None:
     assert "does not exist" not in error.cause  # libsndfile's words for it would mislead
 
 
-def test_truncated_mp3_is_unreadable(bad_files: dict[str, Path]) -> None:
+def test_truncated_mp3_is_truncated(bad_files: dict[str, Path]) -> None:
     error = decode_error(bad_files["truncated_mp3"])
-    assert error.kind == "unreadable"
-    assert "truncated" in error.cause
+    assert error.kind == "truncated"
+    assert "decoded" in error.cause
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -198,7 +198,7 @@ def test_bad_files_are_recorded_and_the_others_convert(bad_files: dict[str, Path
     assert (report.scanned, report.converted) == (4, 1)
     failed = {Path(path).name: error for path, error in report.failed}
     assert failed.keys() == {"truncated.mp3", "empty.wav", "x.mp3"}
-    assert failed["truncated.mp3"].startswith("unreadable: truncated")
+    assert failed["truncated.mp3"].startswith("truncated: decoded")
     assert failed["empty.wav"].startswith("empty: ")
     assert failed["x.mp3"].split(":")[0] in ("unsupported", "unreadable")
     unicode_path = str(bad_files["unicode_flac"].resolve())

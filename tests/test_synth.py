@@ -143,7 +143,7 @@ def test_stereo_library_and_progress(tmp_path):
 
 @pytest.mark.parametrize(
     ("arguments", "message"),
-    [({"styles": ["polka"]}, "unknown style"), ({"styles": 0}, "between 1"), ({"formats": ("aac",)}, "cannot write")],
+    [({"styles": ["polka"]}, "unknown style"), ({"styles": 0}, "between 1"), ({"formats": ("xyz",)}, "cannot write")],
 )
 def test_library_rejects_bad_requests_before_writing(tmp_path, arguments, message):
     with pytest.raises(ValueError, match=message):
