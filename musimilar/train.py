@@ -22,7 +22,6 @@ from musimilar.encoder import ContrastiveModel
 from musimilar.errors import NotReadyError
 from musimilar.home import Home
 from musimilar.labels import label_of
-from musimilar.losses import contrastive_loss
 from musimilar.mel import frames_per_second
 from musimilar.resume import ResumeState, load_resume_state, publish_model, save_epoch_model, save_resume_state
 from musimilar.settings import Settings
@@ -78,6 +77,7 @@ def train(
     """Train (or resume) a model on the home's cached log-mels; the result becomes the home's current model."""
     notify = notify or (lambda text: None)
     ranks = distributed.ranks_from_environment()
+    distributed.check_batch_size(settings.train.batch_size, ranks)
     device = distributed.start(ranks, pick_device(settings.train.device))
     state = load_resume_state(home, settings) if resume else None
     if state is not None:
@@ -186,7 +186,7 @@ class _Run:
         network: torch.nn.Module = self.model
         if self.ranks.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            network = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            network = torch.nn.parallel.DistributedDataParallel(distributed.synchronise_batch_norm(self.model), ids)
         if self.settings.train.compile:
             network = torch.compile(network)
         return network
@@ -237,6 +237,7 @@ class _Run:
                 )
             raise
         rate = clips * self.ranks.world / max(self.elapsed, 1e-9)
+        distributed.local_batch_norm(self.model)
         if self.ranks.is_main:
             self._recalibrate_batch_norm()
         model_path, fingerprint = publish_model(self.home, self) if self.ranks.is_main else ("", "")
@@ -333,12 +334,12 @@ class _Run:
             _, z = self.network(torch.cat([first, second]))
         z1, z2 = z.float().chunk(2)
         label_tensor = torch.from_numpy(labels).to(self.device) if train.loss == "supcon" else None
-        loss = contrastive_loss(train.loss, z1, z2, train.temperature, label_tensor)
+        loss = distributed.global_contrastive_loss(train.loss, z1, z2, train.temperature, label_tensor)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), train.grad_clip)
         self.optimizer.step()
-        return float(loss.detach())
+        return distributed.mean_over_ranks(float(loss.detach()), self.device)
 
     def _end_epoch(self) -> None:
         """Validate, log, and checkpoint (main process only); the next epoch starts from a fresh plan."""
