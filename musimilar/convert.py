@@ -18,6 +18,7 @@ from musimilar.catalog import Catalog, SyncResult, Track
 from musimilar.errors import DecodeError, MusimilarError
 from musimilar.home import Home
 from musimilar.settings import Settings
+from musimilar.threads import capped_workers
 
 COMMIT_EVERY_SECONDS = 1.0  # placements are committed in batches; a crash loses at most this much work
 CACHE_KEY = "cache_key"
@@ -173,7 +174,7 @@ def _commit(catalog: Catalog, writer: cache.ShardWriter, batch: list[Converted],
 
 def _run_workers(pending: list[Track], settings: Settings, workers: int | None) -> Iterator[Converted]:
     jobs = [(track.id, track.path) for track in pending]
-    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    workers = min(capped_workers(workers), len(jobs))
     if workers <= 1:
         import torch
 

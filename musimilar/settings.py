@@ -2,7 +2,8 @@
 
 Precedence, lowest first: defaults < TOML file < environment (MUSIMILAR_<SECTION>_<KEY>) < command-line flags.
 The TOML file is `--config FILE`, else `musimilar.toml` in the library home. Its sections are the fields of
-`Settings` ([audio], [mel], [augment], [model], [train], [embed], [index]).
+`Settings` ([audio], [mel], [augment], [model], [train], [embed], [index], [system]). `MUSIMILAR_THREADS` is
+short for `MUSIMILAR_SYSTEM_THREADS`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 CONFIG_FILE_NAME = "musimilar.toml"
 ENV_PREFIX = "MUSIMILAR_"
+ENV_SHORT_NAMES = {"MUSIMILAR_THREADS": ("system", "threads")}  # besides MUSIMILAR_<SECTION>_<KEY>
 
 
 class Section(BaseModel):
@@ -159,6 +161,12 @@ class IndexSettings(Section):
     delta_limit: int = Field(2000, ge=0, description="tracks embedded after the build before a rebuild is due")
 
 
+class SystemSettings(Section):
+    threads: int | None = Field(
+        None, ge=1, description="cores torch, BLAS and worker pools may use (default: the cores this process may use)"
+    )
+
+
 class Settings(Section):
     audio: AudioSettings = AudioSettings()
     mel: MelSettings = MelSettings()
@@ -167,6 +175,7 @@ class Settings(Section):
     train: TrainSettings = TrainSettings()
     embed: EmbedSettings = EmbedSettings()
     index: IndexSettings = IndexSettings()
+    system: SystemSettings = SystemSettings()
 
 
 SECTIONS: tuple[str, ...] = tuple(Settings.model_fields)
@@ -217,6 +226,9 @@ def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
 
 def _from_environment(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     values: dict[str, dict[str, Any]] = {}
+    for name, (section, key) in ENV_SHORT_NAMES.items():
+        if name in environ:
+            values.setdefault(section, {})[key] = _parse_env_value(environ[name])
     for section in SECTIONS:
         section_model = Settings.model_fields[section].annotation
         for key in section_model.model_fields:  # type: ignore[union-attr]

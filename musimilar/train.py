@@ -25,6 +25,7 @@ from musimilar.labels import label_of
 from musimilar.mel import frames_per_second
 from musimilar.resume import ResumeState, load_resume_state, publish_model, save_epoch_model, save_resume_state
 from musimilar.settings import Settings
+from musimilar.threads import thread_limit
 from musimilar.validation import DISTRACTOR_TRACKS, split_tracks, validate, validation_set
 
 Notify = Callable[[str], None]
@@ -290,7 +291,7 @@ class _Run:
         self.network.train()
         losses: list[float] = []
         clips, started = 0, time.perf_counter()
-        threads = self.settings.train.loader_workers
+        threads = min(self.settings.train.loader_workers, thread_limit())
         batches = load_in_background(
             self.library.reader,
             self.library.placements,

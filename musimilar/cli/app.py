@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Annotated, Any, Optional, TypeVar
 import typer
 
 from musimilar import __version__
+from musimilar.cli.options import ThreadsOption
 from musimilar.errors import EXIT_INTERRUPTED, MusimilarError
 
 app = typer.Typer(
@@ -60,8 +62,11 @@ def root(
         Optional[bool],
         typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
     ] = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """Learn what your music library sounds like, with no labels, and find the songs that sound alike."""
+    if threads is not None:  # the environment layer of the settings, inherited by worker and torchrun processes
+        os.environ["MUSIMILAR_THREADS"] = str(threads)
 
 
 def read_sources(sources: list[Path] | None) -> list[Path]:

@@ -38,8 +38,11 @@ def open_home(home: Path | None, create: bool = True) -> Any:
 
 def load(config: Path | None, home: Any, flags: dict[str, Any] | None = None) -> Any:
     from musimilar.settings import load_settings
+    from musimilar.threads import apply_thread_limit
 
-    return load_settings(config, home.root if home is not None else None, flags)
+    settings = load_settings(config, home.root if home is not None else None, flags)
+    apply_thread_limit(settings.system.threads)
+    return settings
 
 
 def convert_sources(home: Any, sources: list[Path], settings: Any, workers: int | None) -> Any:
