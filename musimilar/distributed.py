@@ -192,23 +192,26 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         over = [0, *range(2, x.dim())]  # every axis but the channel
         shape = [1, -1] + [1] * (x.dim() - 2)
         values = x.to(torch.promote_types(x.dtype, torch.float32))
-        count = _SumOverRanks.apply(values.new_tensor([x.numel() / x.shape[1]]))
-        mean = _SumOverRanks.apply(values.sum(over)) / count  # [C]
+        local = torch.cat([values.sum(over), values.new_tensor([x.numel() / x.shape[1]])])  # [C + 1]: sums, count
+        totals = _SumOverRanks.apply(local)
+        count = totals[-1].detach()
+        mean = totals[:-1] / count  # [C]
         centred = values - mean.view(shape)
         variance = _SumOverRanks.apply(centred.pow(2).sum(over)) / count  # [C], biased, as in training
         out = centred * torch.rsqrt(variance + self.eps).view(shape)
         if self.affine:
             out = out * self.weight.view(shape) + self.bias.view(shape)
-        self._update_running_statistics(mean.detach(), variance.detach(), float(count.item()))
+        self._update_running_statistics(mean.detach(), variance.detach(), count)
         return out.to(x.dtype)
 
     @torch.no_grad()
-    def _update_running_statistics(self, mean: torch.Tensor, variance: torch.Tensor, count: float) -> None:
+    def _update_running_statistics(self, mean: torch.Tensor, variance: torch.Tensor, count: torch.Tensor) -> None:
+        """As torch's batch norm does (unbiased variance), without a device-to-host copy of the count."""
         if not self.track_running_stats:
             return
         self.num_batches_tracked += 1
         factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-        unbiased = variance * count / max(count - 1, 1)
+        unbiased = variance * count / (count - 1).clamp(min=1)
         self.running_mean.mul_(1 - factor).add_(factor * mean.to(self.running_mean.dtype))
         self.running_var.mul_(1 - factor).add_(factor * unbiased.to(self.running_var.dtype))
 
