@@ -66,10 +66,11 @@ def find_audio_files(sources: Iterable[Path]) -> tuple[list[Path], list[Path]]:
             folders.append(source)
             for directory, subdirectories, names in os.walk(source):
                 subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
+                # plain strings until a file is kept: a rescan of 100k unchanged files is mostly this loop
                 files.extend(
-                    Path(directory) / name
+                    Path(os.path.join(directory, name))
                     for name in sorted(names)
-                    if Path(name).suffix.lower() in AUDIO_EXTENSIONS and not name.startswith(".")
+                    if os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS and not name.startswith(".")
                 )
         elif source.exists():
             files.append(source)
