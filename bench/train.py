@@ -1,10 +1,15 @@
 """Training throughput: the full `train` path against the model alone fed with tensors already on the device.
 
     python bench/train.py [--audio DIR] [--size small] [--device auto] [--batch-size 64] [--steps 20]
+    python bench/train.py --device cuda --batch-size 256 --steps 50 --compile both \
+        --per-style 128 --clip-seconds 10 --crops-per-track 16 --epochs 3                 # one GPU run, everything
+    python bench/train.py --device cpu --size small --batch-size 8 --steps 2 --per-style 4 --clip-seconds 8  # check
 
 The model-alone figure is the limit (no cache reads, no augmentation, no copies): a forward and backward pass of
 both views and an optimizer step. The full path reads crops from the memory-mapped cache in background threads,
-augments them on the device and trains, as `musimilar train` does. Both count pairs per second, side by side.
+augments them on the device and trains, as `musimilar train` does. Both count pairs per second, side by side, with
+the same precision (bf16 autocast where the GPU supports it), memory format (channels_last on CUDA) and, with
+`--compile on` or `both`, the same `torch.compile`.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from musimilar.devices import autocast, pick_device
+from musimilar.devices import autocast, autocast_dtype, pick_device
 from musimilar.encoder import ContrastiveModel
 from musimilar.library import Library
 from musimilar.losses import nt_xent
@@ -28,6 +33,7 @@ def model_alone(settings, device: torch.device, steps: int) -> float:
     model = ContrastiveModel(settings.model).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
+    network = torch.compile(model) if settings.train.compile else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     frames = crop_frames(settings.augment.crop_seconds, settings.audio, settings.mel)
     batch = settings.train.batch_size
@@ -35,7 +41,7 @@ def model_alone(settings, device: torch.device, steps: int) -> float:
 
     def step() -> None:
         with autocast(device):
-            _, z = model(views)
+            _, z = network(views)
         loss = nt_xent(*z.float().chunk(2), 0.1)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -79,27 +85,47 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--compile", choices=["off", "on", "both"], default="off", help="torch.compile the model")
+    parser.add_argument("--epochs", type=int, default=2, help="of the full path; the first is not timed")
+    parser.add_argument("--crops-per-track", type=int, default=4, help="pairs per track per epoch")
+    parser.add_argument("--per-style", type=int, default=32, help="synthesised tracks per style (4 styles)")
+    parser.add_argument("--clip-seconds", type=float, default=30.0, help="length of each synthesised track")
     args = parser.parse_args()
-    audio = args.audio or args.work / "audio"
+    audio = args.audio or args.work / f"audio-{args.per_style}x{args.clip_seconds:g}s"
     if args.audio is None and not audio.is_dir():
-        write_library(audio, styles=4, per_style=32, seconds=30.0, formats=("ogg",))
+        write_library(audio, styles=4, per_style=args.per_style, seconds=args.clip_seconds, formats=("ogg",))
     device = pick_device(args.device)
-    print(f"device {device}, batch {args.batch_size} pairs, torch threads {torch.get_num_threads()}")
-    print(f"{'size':8}{'model alone':>16}{'full path':>16}{'full / alone':>14}")
+    precision = autocast_dtype(device) or torch.float32
+    memory = "channels_last" if device.type == "cuda" else "contiguous"
+    print(
+        f"device {device} ({_device_name(device)}), batch {args.batch_size} pairs, {precision}, {memory}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
+    print(f"{'size':8}{'compile':>9}{'model alone':>16}{'full path':>16}{'full / alone':>14}")
     for size in args.size or ["small", "base"]:
-        flags = {
-            "model.size": size,
-            "train.batch_size": args.batch_size,
-            "train.device": args.device,
-            "train.epochs": 2,
-            "train.val_fraction": 0.0,
-            "train.crops_per_track": 4,
-        }
-        library = Library.open(args.work / f"home-{size}", flags=flags)
-        library.convert([audio])
-        limit = model_alone(library.settings, device, args.steps)
-        full = full_path(library)
-        print(f"{size:8}{limit:13.1f} p/s{full:13.1f} p/s{full / limit:13.2f}x")
+        for compiled in {"off": [False], "on": [True], "both": [False, True]}[args.compile]:
+            library = Library.open(args.work / f"home-{size}", flags=_flags(args, size, compiled))
+            library.convert([audio])
+            limit = model_alone(library.settings, device, args.steps)
+            full = full_path(library)
+            on = "on" if compiled else "off"
+            print(f"{size:8}{on:>9}{limit:13.1f} p/s{full:13.1f} p/s{full / limit:13.2f}x", flush=True)
+
+
+def _flags(args: argparse.Namespace, size: str, compiled: bool) -> dict:
+    return {
+        "model.size": size,
+        "train.batch_size": args.batch_size,
+        "train.device": args.device,
+        "train.epochs": args.epochs,
+        "train.val_fraction": 0.0,
+        "train.crops_per_track": args.crops_per_track,
+        "train.compile": compiled,
+    }
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
 
 
 if __name__ == "__main__":

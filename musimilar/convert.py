@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 import sqlite3
 import sys
 import time
@@ -22,6 +21,7 @@ from musimilar.errors import DecodeError, DiskFullError
 from musimilar.home import Home, free_bytes, is_disk_full
 from musimilar.scan import scan
 from musimilar.settings import Settings
+from musimilar.threads import capped_workers
 
 COMMIT_EVERY_SECONDS = 1.0  # placements are committed in batches; a crash loses at most this much work
 
@@ -176,7 +176,7 @@ def _commit(catalog: Catalog, writer: cache.ShardWriter, batch: list[Converted],
 
 def _run_workers(pending: list[Track], settings: Settings, workers: int | None) -> Iterator[Converted]:
     jobs = [Job(track.id, track.path, str(track.audio_path), track.span) for track in pending]
-    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    workers = min(capped_workers(workers), len(jobs))
     if workers <= 1:
         import torch
 

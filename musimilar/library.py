@@ -67,8 +67,12 @@ class Library:
         flags: dict[str, Any] | None = None,
     ) -> Library:
         """The home at `root` (default: $MUSIMILAR_HOME, else the user data directory) with its settings."""
+        from musimilar.threads import apply_thread_limit
+
         home = Home.open(resolve_home(root), create=create)
-        return cls(home, load_settings(config, home.root, {k: v for k, v in (flags or {}).items() if v is not None}))
+        settings = load_settings(config, home.root, {k: v for k, v in (flags or {}).items() if v is not None})
+        apply_thread_limit(settings.system.threads)  # torch, BLAS and worker pools of this process and its workers
+        return cls(home, settings)
 
     def close(self) -> None:
         if self._ready is not None:

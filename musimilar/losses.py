@@ -1,6 +1,10 @@
 """Contrastive losses over projections of two views: pure functions, computed in float32 (or float64 if given).
 
 `z1[i]` and `z2[i]` are two views of sample i. Similarities are cosine similarities divided by the temperature.
+
+`anchors` (a slice of the samples, default all) picks whose rows of the loss are computed, against every sample
+as a column: a process of a distributed run computes the rows of its own samples against the global batch.
+The result is the mean over the anchors' rows.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 LOSS_NAMES: tuple[str, ...] = ("ntxent", "infonce", "supcon")
+EVERY_SAMPLE = slice(None)
 
 
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
@@ -23,56 +28,72 @@ def _cosine_logits(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torc
     return a @ b.T / temperature
 
 
-def _all_views(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits among all 2B views with self-similarity pushed out of every softmax, and the self mask.
+def _anchor_views(size: int, anchors: slice, device: torch.device) -> torch.Tensor:
+    """Indices into the 2B views (z1 then z2) of the anchors' two views: [2A]."""
+    samples = torch.arange(size, device=device)[anchors]  # [A]
+    return torch.cat([samples, samples + size])
+
+
+def _all_views(
+    z1: torch.Tensor, z2: torch.Tensor, temperature: float, anchors: slice
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logits of the anchors' views against all 2B views with self-similarity pushed out of every softmax,
+    the self mask, and the anchors' view indices.
 
     The fill is the dtype's most negative finite value rather than -inf, so exp gives 0 and nothing becomes NaN.
     """
     views = torch.cat([z1, z2])  # [2B, D]
-    logits = _cosine_logits(views, views, temperature)  # [2B, 2B]
-    itself = torch.eye(len(views), dtype=torch.bool, device=views.device)  # [2B, 2B]
-    return logits.masked_fill(itself, torch.finfo(logits.dtype).min), itself
+    rows = _anchor_views(len(z1), anchors, views.device)  # [2A]
+    logits = _cosine_logits(views[rows], views, temperature)  # [2A, 2B]
+    itself = rows[:, None] == torch.arange(len(views), device=views.device)[None, :]  # [2A, 2B]
+    return logits.masked_fill(itself, torch.finfo(logits.dtype).min), itself, rows
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float, anchors: slice = EVERY_SAMPLE) -> torch.Tensor:
     """SimCLR's NT-Xent: each of the 2B views must pick its pair among the other 2B - 1 views; mean over anchors."""
-    logits, _ = _all_views(z1, z2, temperature)  # [2B, 2B]
-    size = len(z1)
-    pairs = torch.arange(2 * size, device=logits.device).roll(size)  # view i's pair is i ± B
+    logits, _, rows = _all_views(z1, z2, temperature, anchors)  # [2A, 2B]
+    pairs = (rows + len(z1)) % (2 * len(z1))  # view i's pair is i ± B
     return F.cross_entropy(logits, pairs)
 
 
-def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float) -> torch.Tensor:
+def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float, anchors: slice = EVERY_SAMPLE) -> torch.Tensor:
     """One-directional InfoNCE: query i must pick key i among all B keys; mean over queries."""
-    logits = _cosine_logits(query, key, temperature)  # [B, B]
-    return F.cross_entropy(logits, torch.arange(len(query), device=logits.device))
+    logits = _cosine_logits(query[anchors], key, temperature)  # [A, B]
+    return F.cross_entropy(logits, torch.arange(len(query), device=logits.device)[anchors])
 
 
-def supcon(z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+def supcon(
+    z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor, temperature: float, anchors: slice = EVERY_SAMPLE
+) -> torch.Tensor:
     """Supervised contrastive loss (Khosla et al. 2020, L_out) over the 2B views; `labels` [B] hold for both views.
 
     Each anchor averages the log-probability of all its positives (same label, itself excluded); with two views
     every anchor has at least its pair.
     """
-    logits, itself = _all_views(z1, z2, temperature)  # [2B, 2B]
-    log_prob = logits - logits.logsumexp(dim=1, keepdim=True)  # [2B, 2B]
+    logits, itself, rows = _all_views(z1, z2, temperature, anchors)  # [2A, 2B]
+    log_prob = logits - logits.logsumexp(dim=1, keepdim=True)  # [2A, 2B]
     view_labels = torch.cat([labels, labels])  # [2B]
-    positive = (view_labels[:, None] == view_labels[None, :]) & ~itself  # [2B, 2B]
+    positive = (view_labels[rows][:, None] == view_labels[None, :]) & ~itself  # [2A, 2B]
     # where(), not a product: the masked self entries hold a huge negative that 0 * x would not cancel safely.
-    positive_log_prob = torch.where(positive, log_prob, torch.zeros_like(log_prob)).sum(dim=1)  # [2B]
+    positive_log_prob = torch.where(positive, log_prob, torch.zeros_like(log_prob)).sum(dim=1)  # [2A]
     return -(positive_log_prob / positive.sum(dim=1)).mean()
 
 
 def contrastive_loss(
-    name: str, z1: torch.Tensor, z2: torch.Tensor, temperature: float, labels: torch.Tensor | None = None
+    name: str,
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    temperature: float,
+    labels: torch.Tensor | None = None,
+    anchors: slice = EVERY_SAMPLE,
 ) -> torch.Tensor:
     """The loss called `name`: "ntxent", "infonce" (mean of both directions) or "supcon" (needs `labels`)."""
     if name == "ntxent":
-        return nt_xent(z1, z2, temperature)
+        return nt_xent(z1, z2, temperature, anchors)
     if name == "infonce":
-        return (info_nce(z1, z2, temperature) + info_nce(z2, z1, temperature)) / 2
+        return (info_nce(z1, z2, temperature, anchors) + info_nce(z2, z1, temperature, anchors)) / 2
     if name == "supcon":
         if labels is None:
             raise ValueError("the supcon loss needs labels")
-        return supcon(z1, z2, labels, temperature)
+        return supcon(z1, z2, labels, temperature, anchors)
     raise ValueError(f"unknown loss {name!r}; expected one of {', '.join(LOSS_NAMES)}")

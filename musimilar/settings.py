@@ -2,8 +2,8 @@
 
 Precedence, lowest first: defaults < TOML file < environment (MUSIMILAR_<SECTION>_<KEY>) < command-line flags.
 The TOML file is `--config FILE`, else `musimilar.toml` in the library home. Its sections are the fields of
-`Settings` ([audio], [mel], [augment], [model], [train], [embed], [index], and for the players [subsonic],
-[mpd] and [playlist]).
+`Settings` ([audio], [mel], [augment], [model], [train], [embed], [index], [system], and for the players
+[subsonic], [mpd] and [playlist]). `MUSIMILAR_THREADS` is short for `MUSIMILAR_SYSTEM_THREADS`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 CONFIG_FILE_NAME = "musimilar.toml"
 ENV_PREFIX = "MUSIMILAR_"
+ENV_SHORT_NAMES = {"MUSIMILAR_THREADS": ("system", "threads")}  # besides MUSIMILAR_<SECTION>_<KEY>
 
 
 class Section(BaseModel):
@@ -200,6 +201,12 @@ class PlaylistSettings(Section):
     relative_to: str | None = Field(None, description="write paths relative to this folder (a player's playlists)")
 
 
+class SystemSettings(Section):
+    threads: int | None = Field(
+        None, ge=1, description="cores torch, BLAS and worker pools may use (default: the cores this process may use)"
+    )
+
+
 class Settings(Section):
     audio: AudioSettings = AudioSettings()
     mel: MelSettings = MelSettings()
@@ -211,6 +218,7 @@ class Settings(Section):
     subsonic: SubsonicSettings = SubsonicSettings()
     mpd: MpdSettings = MpdSettings()
     playlist: PlaylistSettings = PlaylistSettings()
+    system: SystemSettings = SystemSettings()
 
 
 SECTIONS: tuple[str, ...] = tuple(Settings.model_fields)
@@ -261,6 +269,9 @@ def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
 
 def _from_environment(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     values: dict[str, dict[str, Any]] = {}
+    for name, (section, key) in ENV_SHORT_NAMES.items():
+        if name in environ:
+            values.setdefault(section, {})[key] = _parse_env_value(environ[name])
     for section in SECTIONS:
         section_model = Settings.model_fields[section].annotation
         for key in section_model.model_fields:  # type: ignore[union-attr]

@@ -22,11 +22,11 @@ from musimilar.encoder import ContrastiveModel
 from musimilar.errors import NotReadyError
 from musimilar.home import Home
 from musimilar.labels import label_of
-from musimilar.losses import contrastive_loss
 from musimilar.mel import crop_frames, preprocessing_fingerprint
 from musimilar.resume import ResumePoint, TrainingState, load_resume_point, save_resume_point
 from musimilar.schedule import learning_rate
 from musimilar.settings import Settings
+from musimilar.threads import thread_limit
 from musimilar.validation import DISTRACTOR_TRACKS, ValidationSet, split_tracks, validate, validation_set
 
 Notify = Callable[[str], None]
@@ -79,6 +79,7 @@ def train(
     """Train (or resume) a model on the home's cached log-mels; the result becomes the home's current model."""
     notify = notify or (lambda text: None)
     ranks = distributed.ranks_from_environment()
+    distributed.check_batch_size(settings.train.batch_size, ranks)
     device = distributed.start(ranks, pick_device(settings.train.device))
     point = load_resume_point(home) if resume else None
     if point is not None:
@@ -203,7 +204,7 @@ class _Run:
         network: torch.nn.Module = self.model
         if self.ranks.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            network = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            network = torch.nn.parallel.DistributedDataParallel(distributed.synchronise_batch_norm(self.model), ids)
         if self.settings.train.compile:
             network = torch.compile(network)
         return network
@@ -249,6 +250,7 @@ class _Run:
             raise
         rate = clips * self.ranks.world / max(self.elapsed, 1e-9)
         model_path, fingerprint = "", ""
+        distributed.local_batch_norm(self.model)
         if self.ranks.is_main:
             self._recalibrate_batch_norm()
             model_path, fingerprint = publish_model(self.home, self.settings, self.model.encoder, self._summary())
@@ -309,7 +311,7 @@ class _Run:
             self.data.placements,
             plan[self.state.step_in_epoch :],
             self.crop_frames,
-            self.settings.train.loader_workers,
+            min(self.settings.train.loader_workers, thread_limit()),
             pin_memory=self.device.type == "cuda",
         )
         for batch in batches:
@@ -335,12 +337,12 @@ class _Run:
             _, z = self.network(torch.cat([first, second]))
         z1, z2 = z.float().chunk(2)
         label_tensor = torch.from_numpy(labels).to(self.device) if train.loss == "supcon" else None
-        loss = contrastive_loss(train.loss, z1, z2, train.temperature, label_tensor)
+        loss = distributed.global_contrastive_loss(train.loss, z1, z2, train.temperature, label_tensor)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), train.grad_clip)
         self.optimizer.step()
-        return float(loss.detach())
+        return distributed.mean_over_ranks(float(loss.detach()), self.device)
 
     def _end_epoch(self) -> None:
         """Validate, log, and checkpoint (main process only); the next epoch starts from a fresh plan."""

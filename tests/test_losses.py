@@ -116,3 +116,17 @@ def test_half_precision_and_tiny_temperature_stay_finite(name: str) -> None:
     loss.backward()
     assert torch.isfinite(loss)
     assert torch.isfinite(z1.grad.float()).all() and torch.isfinite(z2.grad.float()).all()
+
+
+@pytest.mark.parametrize("name", ["ntxent", "infonce", "supcon"])
+def test_rows_of_anchor_slices_average_to_the_whole_loss(name: str) -> None:
+    """A distributed run splits the anchors between processes; weighted by size, the parts make the whole."""
+    z1, z2 = pair(size=7)
+    labels = torch.tensor([0, 1, 0, 2, 1, 0, 3])
+    whole = contrastive_loss(name, z1, z2, TEMPERATURE, labels=labels)
+    parts = [slice(0, 4), slice(4, 7)]
+    weighted = sum(
+        contrastive_loss(name, z1, z2, TEMPERATURE, labels=labels, anchors=part) * (part.stop - part.start) / 7
+        for part in parts
+    )
+    torch.testing.assert_close(weighted, whole)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Optional
 
 import typer
 
 from musimilar import __version__
 from musimilar.cli import demo, evaluation, labelling, library, playlist, radio, search, serve, training
+from musimilar.cli.options import ThreadsOption
 
 app = typer.Typer(
     name="musimilar",
@@ -60,8 +62,11 @@ def root(
         Optional[bool],
         typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
     ] = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """Learn what your music library sounds like, with no labels, and find the songs that sound alike."""
+    if threads is not None:  # the environment layer of the settings, inherited by worker and torchrun processes
+        os.environ["MUSIMILAR_THREADS"] = str(threads)
 
 
 def main() -> None:

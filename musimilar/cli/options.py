@@ -20,7 +20,22 @@ ConfigOption = Annotated[
 ]
 WorkersOption = Annotated[
     Optional[int],
-    typer.Option("--workers", min=1, help="Decoding processes (default: one per core).", show_default=False),
+    typer.Option(
+        "--workers",
+        min=1,
+        help="Decoding processes (default: one per usable core; never more than --threads).",
+        show_default=False,
+    ),
+]
+ThreadsOption = Annotated[
+    Optional[int],
+    typer.Option(
+        "--threads",
+        min=1,
+        help="Cores torch, BLAS and the worker pools may use (default: $MUSIMILAR_THREADS, else the cores "
+        "this process may use).",
+        show_default=False,
+    ),
 ]
 DeviceOption = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda or mps.", show_default=False)]
 SourcesArgument = Annotated[
