@@ -5,10 +5,15 @@ from __future__ import annotations
 import torch
 
 from musimilar.errors import SettingsError
+from musimilar.threads import limit_torch_threads
 
 
 def pick_device(name: str) -> torch.device:
-    """'auto' is CUDA when present, else Apple's MPS, else the CPU; an explicit device must exist."""
+    """'auto' is CUDA when present, else Apple's MPS, else the CPU; an explicit device must exist.
+
+    Every command that computes with torch picks its device first: the thread cap (threads.py) reaches torch here.
+    """
+    limit_torch_threads()
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", torch.cuda.current_device())

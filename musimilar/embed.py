@@ -95,12 +95,16 @@ def embed_file(model: LoadedModel, path: Path, device: torch.device | None = Non
         group = [(first, lead) for first, count, lead in spans if count == frames]
         seconds = min(frames * hop, samples - group[0][0] * hop) / rate
         segments = decode_segments(path, model.audio, [first * hop / rate for first, _ in group], seconds)
-        with torch.inference_mode():
-            crops += [
-                fit_frames(logmel(torch.from_numpy(segment))[:, lead:], length)
-                for segment, (_, lead) in zip(segments, group)
-            ]
+        with torch.inference_mode():  # one batched log-mel per group: a cold process pays each torch call dearly
+            logmels = logmel(torch.from_numpy(np.stack(_same_length(segments))))  # [G, n_mels, T]
+        crops += [fit_frames(mel[:, lead:], length) for mel, (_, lead) in zip(logmels, group)]
     return encode_crops(model, torch.stack(crops), device or torch.device("cpu"))
+
+
+def _same_length(segments: list[np.ndarray]) -> list[np.ndarray]:
+    """Segments cut to the shortest (a decoder may return a sample more or less of the same span)."""
+    shortest = min(len(segment) for segment in segments)
+    return [segment[:shortest] for segment in segments]
 
 
 _logmel_cache: dict[str, LogMel] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 
 # Read by OpenMP, OpenBLAS, MKL and numexpr when they start: worker processes and libraries loaded later obey them.
@@ -88,22 +89,31 @@ def capped_workers(requested: int | None) -> int:
 def apply_thread_limit(limit: int | None) -> int:
     """Cap torch's intra- and inter-op threads, BLAS pools and the variables child processes inherit; returns the cap.
 
-    `limit` None means the available cores. Call before the heavy work starts: torch accepts its inter-op
-    thread count only once, before it runs anything in parallel.
+    `limit` None means the available cores. Torch is capped now if it is loaded, else by `limit_torch_threads` when
+    a device is picked (so commands that never need torch, `info` say, never import it). Call before the heavy work
+    starts: torch accepts its inter-op thread count only once, before it runs anything in parallel.
     """
     limit = limit or available_cores()
     for name in THREAD_VARIABLES:
         os.environ[name] = str(limit)
+    _applied.append(limit)
+    if "torch" in sys.modules:
+        limit_torch_threads()
+    _limit_loaded_blas(limit)
+    return limit
+
+
+def limit_torch_threads() -> None:
+    """Apply the cap in force, if one was applied, to torch (imported here if it is not yet)."""
+    if not _applied:
+        return
     import torch
 
-    torch.set_num_threads(limit)
+    torch.set_num_threads(_applied[-1])
     try:
-        torch.set_num_interop_threads(limit)
+        torch.set_num_interop_threads(_applied[-1])
     except RuntimeError:  # already set, or inter-op work already ran: the intra-op cap above still holds
         pass
-    _limit_loaded_blas(limit)
-    _applied.append(limit)
-    return limit
 
 
 def _limit_loaded_blas(limit: int) -> None:

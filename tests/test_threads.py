@@ -84,6 +84,23 @@ print("capped")
     assert "capped" in completed.stdout
 
 
+def test_a_cap_applied_before_torch_is_loaded_reaches_it_when_a_device_is_picked() -> None:
+    script = """
+import sys
+from musimilar import threads
+threads.apply_thread_limit(1)
+assert "torch" not in sys.modules
+from musimilar.devices import pick_device
+import torch
+pick_device("cpu")
+assert torch.get_num_threads() == 1 and torch.get_num_interop_threads() == 1
+print("capped")
+"""
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "capped" in completed.stdout
+
+
 def test_worker_pools_default_to_the_available_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(threads, "_applied", [])
     monkeypatch.setattr(threads, "available_cores", lambda: 3)
