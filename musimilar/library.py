@@ -134,7 +134,12 @@ class Library:
         step = progress or _no_progress
         with self.home.exclusive(f"embed {shard[0]}/{shard[1]}" if shard else "embed", scope=scope):
             return embed_library(
-                self.home, model, shard, embed_device(self.settings), lambda d, t: step("embed", d, t, "")
+                self.home,
+                model,
+                shard,
+                embed_device(self.settings),
+                lambda d, t: step("embed", d, t, ""),
+                self.settings.retrieval,
             )
 
     def merge_shards(self, folders: Sequence[Path]) -> MergeReport:
@@ -142,7 +147,7 @@ class Library:
         from musimilar.shards import merge_shards
 
         with self.home.exclusive("merge"):
-            return merge_shards(self.home, list(folders))
+            return merge_shards(self.home, list(folders), self.settings.retrieval)
 
     def build_index(self) -> IndexReport:
         """Build the Annoy index of the stored embeddings."""

@@ -61,7 +61,10 @@ class ReadyHome:
             raise NotReadyError(f"{home.root}: the embeddings were made with another model: {REMEDY_EMBED}")
         # The web server reads from its worker threads; SQLite serialises the reads on one connection.
         self.catalog = Catalog(home.catalog_path, check_same_thread=False)
-        self.table: EmbeddingTable = table.live({t.id: t.version for t in self.catalog.tracks("ok")})
+        live = table.live({t.id: t.version for t in self.catalog.tracks("ok")})
+        # Stored vectors and outside queries go through the same post-processing, fitted to the library.
+        self.raw_table: EmbeddingTable = live
+        self.table: EmbeddingTable = live.post_processed()
         self.searcher: Searcher = open_searcher(self.table, home.index_dir, index, force_exact=exact)
 
     def close(self) -> None:
@@ -105,7 +108,8 @@ class ReadyHome:
     def _embed_path(self, path: Path) -> np.ndarray:
         from musimilar.embed import embed_file
 
-        return embed_file(self.model, path, self.device)
+        vector = embed_file(self.model, path, self.device)
+        return vector if self.table.post is None else self.table.post.apply(vector)
 
     def _duplicates_of(self, path: Path) -> set[int]:
         return {t.id for t in self.catalog.tracks_with_fingerprint(content_fingerprint(path, path.stat().st_size))}
