@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-LOSS_NAMES: tuple[str, ...] = ("ntxent", "infonce", "supcon")
+LOSS_NAMES: tuple[str, ...] = ("ntxent", "infonce", "supcon", "dcl")
 
 
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
@@ -63,6 +63,17 @@ def supcon(z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor, temperature
     return -(positive_log_prob / positive.sum(dim=1)).mean()
 
 
+def dcl(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Decoupled contrastive loss (Yeh et al. 2022): NT-Xent without the positive in the denominator, which
+    makes small batches learn almost as well as large ones; mean over the 2B anchors."""
+    logits, _ = _all_views(z1, z2, temperature)  # [2B, 2B]
+    size = len(z1)
+    pairs = torch.arange(2 * size, device=logits.device).roll(size)  # [2B]
+    positive = logits.gather(1, pairs[:, None])[:, 0]  # [2B]
+    negatives = logits.scatter(1, pairs[:, None], torch.finfo(logits.dtype).min)  # the pair leaves the sum
+    return (negatives.logsumexp(dim=1) - positive).mean()
+
+
 def contrastive_loss(
     name: str, z1: torch.Tensor, z2: torch.Tensor, temperature: float, labels: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -71,6 +82,8 @@ def contrastive_loss(
         return nt_xent(z1, z2, temperature)
     if name == "infonce":
         return (info_nce(z1, z2, temperature) + info_nce(z2, z1, temperature)) / 2
+    if name == "dcl":
+        return dcl(z1, z2, temperature)
     if name == "supcon":
         if labels is None:
             raise ValueError("the supcon loss needs labels")
