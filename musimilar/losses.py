@@ -63,6 +63,19 @@ def supcon(z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor, temperature
     return -(positive_log_prob / positive.sum(dim=1)).mean()
 
 
+def multi_view_supcon(z: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Supervised contrastive loss over any number of views `z` [M, D] with their `labels` [M]: every other view
+    of the same label is a positive. Several crops of one track labelled by the track is multi-crop training
+    without human labels; with two views and distinct labels it is NT-Xent."""
+    logits = _cosine_logits(z, z, temperature)  # [M, M]
+    itself = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    logits = logits.masked_fill(itself, torch.finfo(logits.dtype).min)
+    log_prob = logits - logits.logsumexp(dim=1, keepdim=True)  # [M, M]
+    positive = (labels[:, None] == labels[None, :]) & ~itself  # [M, M]
+    positive_log_prob = torch.where(positive, log_prob, torch.zeros_like(log_prob)).sum(dim=1)  # [M]
+    return -(positive_log_prob / positive.sum(dim=1).clamp(min=1)).mean()
+
+
 def dcl(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
     """Decoupled contrastive loss (Yeh et al. 2022): NT-Xent without the positive in the denominator, which
     makes small batches learn almost as well as large ones; mean over the 2B anchors."""

@@ -151,6 +151,9 @@ class TrainSettings(Section):
     device: DeviceName = "auto"
     seed: int = 0
     crops_per_track: int = Field(8, ge=1, description="positive pairs drawn from each track per epoch")
+    views_per_track: int = Field(
+        2, ge=2, le=8, description="crops of each track in a batch; above 2: multi-crop, the track as the label"
+    )
     val_fraction: float = Field(0.05, ge=0, lt=0.5, description="share of tracks held out for validation")
     compile: bool = False
     loader_workers: int = Field(2, ge=0, description="background threads that read crops from the cache")
@@ -183,10 +186,12 @@ class IndexSettings(Section):
 class RetrievalSettings(Section):
     """Post-processing fitted to the library's embeddings after `embed` (musimilar/postprocess.py)."""
 
-    whiten: bool = Field(False, description="centre the embeddings and whiten them (PCA) with shrinkage")
+    whiten: bool = Field(
+        True, description="centre the embeddings and whiten them (PCA) with shrinkage (from 50 tracks on)"
+    )
     whiten_dim: int | None = Field(None, ge=1, description="principal axes kept (None: all)")
     whiten_shrinkage: float = Field(0.5, ge=0, le=1, description="0 whitens fully, 1 only centres and rotates")
-    csls_k: int = Field(0, ge=0, description="hubness reduction: neighbours in each track's CSLS radius (0: off)")
+    csls_k: int = Field(10, ge=0, description="hubness reduction: neighbours in each track's CSLS radius (0: off)")
 
 
 class Settings(Section):

@@ -22,7 +22,7 @@ from musimilar.encoder import ContrastiveModel
 from musimilar.errors import NotReadyError
 from musimilar.home import Home
 from musimilar.labels import label_of
-from musimilar.losses import contrastive_loss
+from musimilar.losses import contrastive_loss, multi_view_supcon
 from musimilar.mel import crop_frames, preprocessing_fingerprint
 from musimilar.resume import ResumePoint, TrainingState, load_resume_point, save_resume_point
 from musimilar.run_length import (
@@ -228,7 +228,10 @@ class _Run:
     def _plan(self, generator: torch.Generator) -> list:
         train_rows = self.state.train_rows
         frames = np.array([self.data.placements[r].frames for r in train_rows])
-        plan = plan_epoch(frames, self.crop_frames, self.batch_size, self.settings.train.crops_per_track, generator)
+        train = self.settings.train
+        plan = plan_epoch(
+            frames, self.crop_frames, self.batch_size, train.crops_per_track, generator, train.views_per_track
+        )
         for planned in plan:  # each rank trains on its own slice of every batch
             planned.rows = train_rows[planned.rows[self.ranks.rank :: self.ranks.world]]
             planned.starts = planned.starts[self.ranks.rank :: self.ranks.world]
@@ -414,17 +417,26 @@ class _Run:
         train = self.settings.train
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
-        first, second = (self.augmenter(v.to(self.device, non_blocking=True), self.view_generator) for v in views)
+        augmented = [self.augmenter(v.to(self.device, non_blocking=True), self.view_generator) for v in views]
         with autocast(self.device):
-            _, z = self.network(torch.cat([first, second]))
-        z1, z2 = z.float().chunk(2)
-        label_tensor = torch.from_numpy(labels).to(self.device) if train.loss == "supcon" else None
-        loss = contrastive_loss(train.loss, z1, z2, train.temperature, label_tensor)
+            _, z = self.network(torch.cat(augmented))
+        loss = self._loss(z.float(), labels, len(augmented))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), train.grad_clip)
         self.optimizer.step()
         return float(loss.detach())
+
+    def _loss(self, z: torch.Tensor, labels: np.ndarray, views: int) -> torch.Tensor:
+        """The loss of the projections `z` [views * B, D] (view-major): the chosen pair loss for two views; for
+        more (multi-crop), the supervised contrastive loss with the label (or, without, the track) as class."""
+        train = self.settings.train
+        if views > 2:
+            classes = torch.from_numpy(labels).to(self.device).repeat(views)  # [views * B]
+            return multi_view_supcon(z, classes, train.temperature)
+        z1, z2 = z.chunk(2)
+        label_tensor = torch.from_numpy(labels).to(self.device) if train.loss == "supcon" else None
+        return contrastive_loss(train.loss, z1, z2, train.temperature, label_tensor)
 
     def _end_epoch(self) -> None:
         """Validate, log, and checkpoint (main process only); the next epoch starts from a fresh plan."""

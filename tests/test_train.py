@@ -168,3 +168,21 @@ def test_a_finished_run_continues_with_more_epochs_or_minutes(converted_home: Ho
     assert more.steps == first.steps * 3 // 2
     extended = train(home, load_settings(flags={**FAST, "train.epochs": None, "train.minutes": 0.02}), resume=True)
     assert extended.stopped == "time budget" and extended.epochs >= 4
+
+
+def test_multi_crop_trains_several_crops_of_each_track(converted_home: Home, tmp_path: Path) -> None:
+    home = copy_home(converted_home, tmp_path / "home")
+    report = train(home, load_settings(flags={**FAST, "train.epochs": 1, "train.views_per_track": 3}))
+    assert report.stopped == "completed" and np.isfinite(report.history[-1]["train_loss"])
+
+
+def test_plan_draws_one_start_per_view_and_each_track_once_per_batch() -> None:
+    from musimilar.batches import plan_epoch
+
+    frames = np.array([100, 50, 10, 300, 80])
+    plan = plan_epoch(frames, 20, 2, 3, torch.Generator().manual_seed(0), views=4)
+    assert all(p.starts.shape == (len(p.rows), 4) for p in plan)
+    assert all(len(set(p.rows.tolist())) == len(p.rows) for p in plan)
+    for planned in plan:
+        room = np.maximum(frames[planned.rows] - 20, 0)
+        assert np.all((planned.starts >= 0) & (planned.starts <= room[:, None]))
