@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 BLOCK_ROWS = 1024  # rows of the similarity matrix computed at once
+MIN_TRACKS_TO_WHITEN = 50  # fewer tracks say too little about the axes to whiten them (centring included)
 
 
 @dataclass
@@ -94,7 +95,7 @@ def fit(vectors: np.ndarray, whiten: bool, dim: int | None, shrinkage: float, cs
     """The post-processing of a table's unit vectors [N, D]; None when neither correction is asked for."""
     if not whiten and csls_k <= 0:
         return None
-    if whiten and len(vectors) >= 2:
+    if whiten and len(vectors) >= MIN_TRACKS_TO_WHITEN:
         mean, projection = fit_whitening(vectors, dim, shrinkage)
     else:  # the identity: CSLS alone
         mean, projection = np.zeros(vectors.shape[1], np.float32), np.eye(vectors.shape[1], dtype=np.float32)

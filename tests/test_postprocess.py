@@ -67,6 +67,8 @@ def test_hubness_counts_the_most_frequent_neighbour() -> None:
 
 def test_fit_is_none_when_nothing_is_asked_and_identity_for_csls_alone() -> None:
     vectors = unit_cloud()
+    few = fit(vectors[:20], True, None, 0.5, 0)  # too few tracks to whiten
+    np.testing.assert_allclose(few.apply(vectors[:20]), vectors[:20], atol=1e-6)
     assert fit(vectors, False, None, 0.5, 0) is None
     only_csls = fit(vectors, False, None, 0.5, 5)
     np.testing.assert_allclose(only_csls.apply(vectors), vectors, atol=1e-6)
@@ -90,7 +92,10 @@ def test_post_processing_is_stored_with_the_embeddings(tmp_path: Path) -> None:
     assert load_embeddings(tmp_path).post is None
 
 
-def test_queries_from_outside_get_the_same_post_processing(trained_home, tmp_path: Path) -> None:
+def test_queries_from_outside_get_the_same_post_processing(
+    trained_home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("musimilar.postprocess.MIN_TRACKS_TO_WHITEN", 2)  # the shared library has 32 tracks
     home, _, tracks = trained_home
     shutil.copytree(home.root, tmp_path / "home")
     flags = {"retrieval.whiten": True, "retrieval.whiten_dim": 16, "retrieval.csls_k": 5, "embed.device": "cpu"}
