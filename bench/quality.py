@@ -84,6 +84,7 @@ def read_manifest(devset: Path) -> tuple[list[Path], np.ndarray]:
 def score(home: Home, paths: list[Path], labels: np.ndarray) -> dict[str, dict[str, float]]:
     model = open_model(home, None, __import__("torch").device("cpu"))
     table = load_embeddings(home.embeddings_dir)
+    searched = table.post_processed()  # as `recommend` searches them ([retrieval] settings; CSLS not counted)
     settings = load_settings()
     with Catalog(home.catalog_path) as catalog:
         ids = [catalog.track_by_path(p).id for p in paths]
@@ -98,7 +99,7 @@ def score(home: Home, paths: list[Path], labels: np.ndarray) -> dict[str, dict[s
         "held-out": np.isin(labels, list(held_out)),
     }
     features = {
-        "model": np.asarray(table.vectors[table.rows_of(ids)]),
+        "model": np.asarray(searched.vectors[searched.rows_of(ids)]),
         "log-mel stats": metrics.standardise(np.stack([metrics.logmel_statistics(m) for m in logmels])),
         "MFCC stats": mfcc_statistics(paths, home.root / "mfcc.npy"),
     }
