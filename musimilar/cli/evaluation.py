@@ -115,7 +115,7 @@ def _print_evaluation(report: Any) -> None:
 def _print_post_processing(report: Any) -> None:
     from rich.table import Table
 
-    table = Table(title="retrieval post-processing ([retrieval] settings)", title_justify="left")
+    table = Table(title="with and without the retrieval post-processing (whitening, CSLS)", title_justify="left")
     for column in ("figure", "with", "without"):
         table.add_column(column, justify="right" if column != "figure" else "left")
     for key, name in FIGURE_NAMES.items():

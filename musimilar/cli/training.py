@@ -39,7 +39,10 @@ SeedOption = Annotated[Optional[int], typer.Option(help="Random seed.", show_def
 CompileOption = Annotated[
     Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the model.", show_default=False)
 ]
-ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue the last interrupted run.")]
+ResumeOption = Annotated[
+    bool,
+    typer.Option("--resume", help="Continue the last interrupted run, or a finished one with --minutes or --epochs."),
+]
 IndexOption = Annotated[bool, typer.Option("--index/--no-index", help="Embed and index the library afterwards.")]
 HeadOption = Annotated[
     Optional[str],
