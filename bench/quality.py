@@ -3,7 +3,10 @@
     python bench/quality.py [--devset DIR] [--minutes 30] [--set train.lr=0.002 ...] [--reuse-model]
 
 The development set (../shared/devset/fetch.sh) is 128 game-soundtrack tracks in 12 labels (label = soundtrack).
-The model trains on all tracks with no labels, exactly as a user's library would; labels are used only to score.
+The model trains on all tracks with no labels through `Library.train`, the path of
+`musimilar train DEVSET/audio --minutes M`: the only settings given are `train.minutes` and any `--set`, printed
+first (`--minutes 0` gives none: the run stops by itself, as `musimilar train DIR` alone does); labels are used
+only to score.
 Every third label (sorted) is held out from tuning: decide settings on the "tune" column, report "held-out" too.
 Figures: label precision@10 and kNN@10 accuracy (cosine, query left out), and segment retrieval (two
 non-overlapping 10 s segments from the middle of each track: does the first find the second, top-1).
@@ -39,14 +42,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devset", type=Path, default=Path.home() / ".cache" / "musimilar-devset")
     parser.add_argument("--home", type=Path, default=Path(".bench/quality-home"))
-    parser.add_argument("--minutes", type=float, default=30.0, help="training budget (CPU minutes of wall time)")
+    parser.add_argument(
+        "--minutes", type=float, default=30.0, help="training budget (wall minutes); 0: none, the run stops by itself"
+    )
     parser.add_argument("--set", action="append", default=[], help="a setting, e.g. train.lr=0.002")
     parser.add_argument("--reuse-model", action="store_true", help="score the home's current model, no training")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
     paths, labels = read_manifest(args.devset)
-    flags = {"train.minutes": args.minutes, "train.epochs": 1000, **parse_sets(args.set)}
+    flags = {"train.minutes": args.minutes or None, **parse_sets(args.set)}
+    print("settings (what `musimilar train DEVSET/audio` is given):", json.dumps(flags))
     library = Library.open(args.home.resolve(), flags=flags)
     if args.reuse_model:
         library.convert([args.devset / "audio"])
@@ -78,6 +84,7 @@ def read_manifest(devset: Path) -> tuple[list[Path], np.ndarray]:
 def score(home: Home, paths: list[Path], labels: np.ndarray) -> dict[str, dict[str, float]]:
     model = open_model(home, None, __import__("torch").device("cpu"))
     table = load_embeddings(home.embeddings_dir)
+    searched = table.post_processed()  # as `recommend` searches them ([retrieval] settings; CSLS not counted)
     settings = load_settings()
     with Catalog(home.catalog_path) as catalog:
         ids = [catalog.track_by_path(p).id for p in paths]
@@ -92,7 +99,7 @@ def score(home: Home, paths: list[Path], labels: np.ndarray) -> dict[str, dict[s
         "held-out": np.isin(labels, list(held_out)),
     }
     features = {
-        "model": np.asarray(table.vectors[table.rows_of(ids)]),
+        "model": np.asarray(searched.vectors[searched.rows_of(ids)]),
         "log-mel stats": metrics.standardise(np.stack([metrics.logmel_statistics(m) for m in logmels])),
         "MFCC stats": mfcc_statistics(paths, home.root / "mfcc.npy"),
     }

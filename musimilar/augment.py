@@ -109,6 +109,70 @@ def time_mask(batch: torch.Tensor, max_width: int, count: int, generator: torch.
     return mask_bands(batch, TIME_DIM, *bands)
 
 
+def _resample(batch: torch.Tensor, dim: int, positions: torch.Tensor) -> torch.Tensor:
+    """Values of `batch` at fractional `positions` [B, L_out] along `dim` (linear interpolation, edges held)."""
+    length = batch.shape[dim]
+    positions = positions.clamp(0, length - 1)
+    low = positions.floor().long().clamp(max=length - 1)  # [B, L_out]
+    high = (low + 1).clamp(max=length - 1)
+    weight = positions - low  # [B, L_out]
+    if dim == FREQ_DIM:
+        gather = lambda index: batch.gather(FREQ_DIM, index[:, :, None].expand(-1, -1, batch.shape[TIME_DIM]))  # noqa: E731
+        weight = weight[:, :, None]
+    else:
+        gather = lambda index: batch.gather(TIME_DIM, index[:, None, :].expand(-1, batch.shape[FREQ_DIM], -1))  # noqa: E731
+        weight = weight[:, None, :]
+    return gather(low) * (1 - weight) + gather(high) * weight
+
+
+def pitch_shift(batch: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """Move each sample up by `bins` [B] mel bins (fractional: interpolated; the edge band fills the gap).
+
+    On the mel axis a shift is close to a change of key in the middle of the range (mel bins are near-logarithmic
+    there); it is an approximation, cheap on the batch.
+    """
+    bands = torch.arange(batch.shape[FREQ_DIM], device=batch.device, dtype=torch.float32)  # [n_mels]
+    return _resample(batch, FREQ_DIM, bands[None, :] - bins[:, None])
+
+
+def time_stretch(batch: torch.Tensor, keep: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+    """Resized time crops: the frames from `start` [B] (a share of the room left) spanning `keep` [B] (a share
+    of the frames) are stretched to the whole length: a slower tempo, by 1 / keep."""
+    frames = batch.shape[TIME_DIM]
+    span = keep * (frames - 1)  # [B]
+    first = start * (frames - 1 - span)  # [B]
+    steps = torch.linspace(0, 1, frames, device=batch.device)  # [T]
+    return _resample(batch, TIME_DIM, first[:, None] + steps[None, :] * span[:, None])
+
+
+def mix_in(batch: torch.Tensor, other: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
+    """Mix `other` [B, n_mels, T] under `batch` in power: 10 log10((1 - share) 10^(x/10) + share 10^(y/10))."""
+    share = share[:, None, None]
+    top = torch.maximum(batch, other)  # factored out so the powers never overflow
+    power = (1 - share) * 10 ** ((batch - top) / 10) + share * 10 ** ((other - top) / 10)
+    return top + 10 * torch.log10(power)
+
+
+def style_augment(batch: torch.Tensor, settings: AugmentSettings, generator: torch.Generator) -> torch.Tensor:
+    """Key, tempo and mixing changes, each on a random share of the samples; no draw at all when off."""
+    size, device = batch.shape[0], batch.device
+    view = batch
+    if settings.pitch_p > 0:
+        fires = _rand((size,), generator, device) < settings.pitch_p
+        bins = _uniform(size, -settings.pitch_max_bins, settings.pitch_max_bins, generator, device)
+        view = torch.where(fires[:, None, None], pitch_shift(view, bins), view)
+    if settings.stretch_p > 0:
+        fires = _rand((size,), generator, device) < settings.stretch_p
+        keep = _uniform(size, 1 - settings.stretch_max, 1.0, generator, device)
+        start = _rand((size,), generator, device)
+        view = torch.where(fires[:, None, None], time_stretch(view, keep, start), view)
+    if settings.mix_p > 0 and size > 1:
+        fires = _rand((size,), generator, device) < settings.mix_p
+        share = _uniform(size, 0.0, settings.mix_max, generator, device)
+        view = torch.where(fires[:, None, None], mix_in(view, batch.roll(1, dims=0), share), view)  # the next track
+    return view
+
+
 def choose_kinds(
     batch_size: int,
     per_view: int,
@@ -143,6 +207,7 @@ class Augmenter:
 
     def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """An augmented view of `batch` [B, n_mels, T]; each sample gets its own kinds and parameters."""
+        batch = style_augment(batch, self.settings, generator)
         if self.settings.per_view == 0:
             return batch
         chosen = choose_kinds(batch.shape[0], self.settings.per_view, self.probabilities, generator, batch.device)

@@ -24,47 +24,47 @@ PREFETCH_BATCHES = 4
 @dataclass
 class PlannedBatch:
     rows: np.ndarray  # [B] indices into the track list
-    starts: np.ndarray  # [B, 2] first frame of each view's crop
+    starts: np.ndarray  # [B, V] first frame of each view's crop (V = train.views_per_track, 2 by default)
 
 
 @dataclass
 class Batch:
-    views: tuple[torch.Tensor, torch.Tensor]  # 2 x [B, n_mels, crop_frames] log-mel dB
+    views: tuple[torch.Tensor, ...]  # V x [B, n_mels, crop_frames] log-mel dB
     rows: torch.Tensor  # [B] indices into the track list (labels for supervised contrastive)
 
 
 def plan_epoch(
-    frames: np.ndarray, crop_frames: int, batch_size: int, rounds: int, generator: torch.Generator
+    frames: np.ndarray, crop_frames: int, batch_size: int, rounds: int, generator: torch.Generator, views: int = 2
 ) -> list[PlannedBatch]:
     """`rounds` passes over the tracks, each a permutation cut into batches in which every track appears once,
-    so a batch never holds two pairs of one track (they would be false negatives)."""
+    so a batch never holds two pairs of one track (they would be false negatives); `views` crops per track."""
     count = len(frames)
     batches: list[PlannedBatch] = []
     for _ in range(rounds):
         order = torch.randperm(count, generator=generator).numpy()
         pieces = max(1, -(-count // batch_size))
         for rows in np.array_split(order, pieces):
-            starts = _crop_starts(frames[rows], crop_frames, generator)
+            starts = _crop_starts(frames[rows], crop_frames, generator, views)
             batches.append(PlannedBatch(rows=rows, starts=starts))
     return batches
 
 
-def _crop_starts(frames: np.ndarray, crop_frames: int, generator: torch.Generator) -> np.ndarray:
-    """Two crop starts per track, uniform over the positions that fit (0 for tracks shorter than a crop)."""
+def _crop_starts(frames: np.ndarray, crop_frames: int, generator: torch.Generator, views: int = 2) -> np.ndarray:
+    """`views` crop starts per track, uniform over the positions that fit (0 for tracks shorter than a crop)."""
     room = np.maximum(frames - crop_frames, 0).astype(np.float64) + 1  # [B] number of valid starts
-    uniform = torch.rand((len(frames), 2), generator=generator, dtype=torch.float64).numpy()
+    uniform = torch.rand((len(frames), views), generator=generator, dtype=torch.float64).numpy()
     return np.minimum((uniform * room[:, None]).astype(np.int64), room[:, None].astype(np.int64) - 1)
 
 
 def read_batch(reader: CacheReader, placements: list[Placement], planned: PlannedBatch, crop_frames: int) -> Batch:
     views = []
-    for view in range(2):
+    for view in range(planned.starts.shape[1]):
         crops = [
             reader.read_crop(placements[row], int(start), crop_frames)
             for row, start in zip(planned.rows, planned.starts[:, view])
         ]
         views.append(torch.from_numpy(np.stack(crops)))  # [B, n_mels, crop_frames]
-    return Batch(views=(views[0], views[1]), rows=torch.from_numpy(planned.rows))
+    return Batch(views=tuple(views), rows=torch.from_numpy(planned.rows))
 
 
 def load_in_background(
@@ -95,7 +95,7 @@ def load_in_background(
             try:
                 batch = read_batch(reader, placements, plan[index], crop_frames)
                 if pin_memory:
-                    batch = Batch(views=(batch.views[0].pin_memory(), batch.views[1].pin_memory()), rows=batch.rows)
+                    batch = Batch(views=tuple(view.pin_memory() for view in batch.views), rows=batch.rows)
                 results[index].put(batch)
             except BaseException as error:  # handed to the consumer, which re-raises it
                 results[index].put(error)

@@ -66,7 +66,7 @@ def classify(
         try:
             found = ready.query_vector(query)
             result.labels = (
-                _head_labels(head, found.vector)
+                _head_labels(head, found.raw if found.raw is not None else found.vector)
                 if head is not None
                 else _vote_labels(voters, found.vector, found.exclude, k)
             )[:top]
@@ -133,7 +133,9 @@ def train_head(ready: ReadyHome, by: str, l2: float = 1e-3) -> dict[str, Any]:
     from musimilar.checkpoint import add_head
 
     home = ready.home
-    voters = _voters(ready.table, {t.id: t for t in ready.catalog.tracks("ok")}, by)
+    # On the model's own vectors: the retrieval post-processing is refitted whenever the library is re-embedded,
+    # while the head stays in the model file.
+    voters = _voters(ready.raw_table, {t.id: t for t in ready.catalog.tracks("ok")}, by)
     if len(voters.names) < 2:
         raise NotReadyError(f"a head for '{by}' needs two labels or more; the tracks have one: {voters.names[0]}")
     weight, bias = metrics.fit_linear_classifier(voters.vectors, voters.codes, len(voters.names), l2)

@@ -17,11 +17,18 @@ from musimilar.cache import CACHE_KEY, CacheReader, cache_directory, fit_frames
 from musimilar.catalog import Catalog, Placement, Track
 from musimilar.checkpoint import LoadedModel, load_model
 from musimilar.devices import autocast, pick_device
-from musimilar.embeddings import EmbeddingTable, load_embeddings, merge_tables, normalise_rows, save_embeddings
+from musimilar.embeddings import (
+    EmbeddingTable,
+    fit_post,
+    load_embeddings,
+    merge_tables,
+    normalise_rows,
+    save_embeddings,
+)
 from musimilar.errors import DecodeError, NotReadyError
 from musimilar.home import Home
 from musimilar.mel import LogMel, crop_frames, preprocessing_fingerprint
-from musimilar.settings import Settings
+from musimilar.settings import RetrievalSettings, Settings
 from musimilar.shards import in_shard, shard_directory
 
 Progress = Callable[[int, int], None]
@@ -138,8 +145,10 @@ def embed_library(
     shard: tuple[int, int] | None = None,
     device_name: str = "auto",
     progress: Progress | None = None,
+    retrieval: RetrievalSettings | None = None,
 ) -> EmbedReport:
-    """Embed every converted track (of one shard) that has no up-to-date embedding for the model."""
+    """Embed every converted track (of one shard) that has no up-to-date embedding for the model; then fit the
+    retrieval post-processing of `retrieval` to the whole table (not to a shard: `merge_shards` fits it)."""
     started = time.perf_counter()
     device = pick_device(device_name)
     model = open_model(home, model_path, device)
@@ -182,7 +191,8 @@ def embed_library(
                 save_embeddings(directory, table)
                 last_save = time.monotonic()
     finally:
-        save_embeddings(directory, merge_tables([table, *batches]))
+        whole = merge_tables([table, *batches])
+        save_embeddings(directory, fit_post(whole, None if shard else retrieval))
     report.seconds = time.perf_counter() - started
     return report
 

@@ -11,7 +11,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +20,8 @@ import numpy as np
 
 from musimilar.errors import MusimilarError, NotReadyError
 from musimilar.home import atomic_path, atomic_write_text
+from musimilar.postprocess import PostProcess
+from musimilar.settings import RetrievalSettings
 
 MANIFEST_NAME = "embeddings.json"
 FORMAT_VERSION = 1
@@ -40,6 +42,7 @@ class EmbeddingTable:
     vectors: np.ndarray  # [N, D] float32, L2-normalised rows
     model_fingerprint: str
     versions: np.ndarray | None = None  # [N] int64, changes when a track's audio changes; None means all 0
+    post: PostProcess | None = None  # the retrieval post-processing fitted to these rows (musimilar/postprocess.py)
     _row_by_id: dict[int, int] | None = field(default=None, init=False, repr=False)
     _id_order: np.ndarray | None = field(default=None, init=False, repr=False)
 
@@ -86,7 +89,20 @@ class EmbeddingTable:
     def subset(self, mask: np.ndarray) -> EmbeddingTable:
         """The rows selected by a boolean mask or an array of row numbers."""
         assert self.versions is not None
-        return EmbeddingTable(self.track_ids[mask], self.vectors[mask], self.model_fingerprint, self.versions[mask])
+        post = self.post
+        if post is not None and post.radius is not None:
+            post = replace(post, radius=post.radius[mask])
+        return EmbeddingTable(
+            self.track_ids[mask], self.vectors[mask], self.model_fingerprint, self.versions[mask], post
+        )
+
+    def post_processed(self) -> EmbeddingTable:
+        """The table with its post-processing applied to the vectors (itself when it has none)."""
+        if self.post is None:
+            return self
+        return EmbeddingTable(
+            self.track_ids, self.post.apply(self.vectors), self.model_fingerprint, self.versions, self.post
+        )
 
     def live(self, versions: Mapping[int, int]) -> EmbeddingTable:
         """Only the rows whose track is in `versions` (track id -> content version) at the version embedded.
@@ -146,7 +162,8 @@ def merge_tables(tables: Sequence[EmbeddingTable]) -> EmbeddingTable:
 
 
 def save_embeddings(directory: Path, table: EmbeddingTable) -> None:
-    """Store a table in `directory` (see `commit_file_set` for why a crash never leaves a mixed set)."""
+    """Store a table in `directory` (see `commit_file_set` for why a crash never leaves a mixed set), with its
+    post-processing when it has one: the raw vectors and the transform are one set."""
     assert table.versions is not None
     manifest = {
         "format": FORMAT_VERSION,
@@ -160,6 +177,13 @@ def save_embeddings(directory: Path, table: EmbeddingTable) -> None:
         "track_ids.npy": npy_writer(table.track_ids),
         "versions.npy": npy_writer(table.versions),
     }
+    post = table.post
+    if post is not None:
+        manifest["postprocess"] = post.describe()
+        writers["post_mean.npy"] = npy_writer(post.mean)
+        writers["post_projection.npy"] = npy_writer(post.projection)
+        if post.radius is not None:
+            writers["csls_radius.npy"] = npy_writer(post.radius)
     commit_file_set(directory, MANIFEST_NAME, writers, manifest)
 
 
@@ -174,9 +198,33 @@ def load_embeddings(directory: Path, mmap: bool = True) -> EmbeddingTable | None
         count, dim = int(manifest["count"]), int(manifest["dim"])
         if vectors.dtype != np.float32 or vectors.shape != (count, dim) or track_ids.shape != (count,):
             raise ValueError(f"files hold {vectors.shape} {vectors.dtype} vectors, the manifest says ({count}, {dim})")
-        return EmbeddingTable(track_ids, vectors, str(manifest["model_fingerprint"]), versions)
+        post = _load_post(manifest, path_of, count)
+        return EmbeddingTable(track_ids, vectors, str(manifest["model_fingerprint"]), versions, post)
 
     return read_file_set(directory, MANIFEST_NAME, open_set, EMBED_REMEDY)
+
+
+def _load_post(manifest: dict[str, Any], path_of: Callable[[str], Path], count: int) -> PostProcess | None:
+    described = manifest.get("postprocess")
+    if described is None:
+        return None
+    mean = np.load(path_of("post_mean.npy"), allow_pickle=False)
+    projection = np.load(path_of("post_projection.npy"), allow_pickle=False)
+    radius = np.load(path_of("csls_radius.npy"), allow_pickle=False) if "csls_radius.npy" in manifest["files"] else None
+    if projection.shape[0] != mean.shape[0] or (radius is not None and radius.shape != (count,)):
+        raise ValueError("the post-processing files do not fit the vectors")
+    return PostProcess(mean, projection, radius, float(described["shrinkage"]), int(described["csls_k"]))
+
+
+def fit_post(table: EmbeddingTable, retrieval: RetrievalSettings | None) -> EmbeddingTable:
+    """The table with the post-processing of `retrieval` fitted to its rows (none when `retrieval` is None)."""
+    from musimilar.postprocess import fit
+
+    if retrieval is None or len(table) == 0:
+        return replace(table, post=None) if table.post is not None else table
+    vectors = np.asarray(table.vectors, dtype=np.float32)
+    post = fit(vectors, retrieval.whiten, retrieval.whiten_dim, retrieval.whiten_shrinkage, retrieval.csls_k)
+    return EmbeddingTable(table.track_ids, table.vectors, table.model_fingerprint, table.versions, post)
 
 
 def utc_now() -> str:

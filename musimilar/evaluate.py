@@ -25,6 +25,7 @@ from musimilar.devices import autocast
 from musimilar.errors import MusimilarError, NotReadyError
 from musimilar.labels import default_by, known_keys, label_of, read_label_csv, with_labels
 from musimilar.mel import preprocessing_fingerprint
+from musimilar.postprocess import PostProcess, csls_neighbours, hubness
 from musimilar.ready import ReadyHome
 
 LABEL_FIGURES = ("precision_at_k", "map", "knn_accuracy", "linear_probe_accuracy")
@@ -56,6 +57,10 @@ class EvaluationReport:
     baseline: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(FIGURES))
     chance: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(FIGURES))
     control: dict[str, dict[str, float | None]] | None = None  # {"model": ..., "baseline": ...}, label figures
+    # The model's label figures without the retrieval post-processing (None when the embeddings carry none).
+    raw: dict[str, float | None] | None = None
+    # Hubness of the top-k lists: {"model": ..., "raw": ...} of postprocess.hubness figures.
+    hubness: dict[str, dict[str, float]] = field(default_factory=dict)
     segment_tracks: int = 0  # tracks in segment retrieval
     warnings: list[str] = field(default_factory=list)
     model_fingerprint: str = ""
@@ -73,7 +78,10 @@ class _Library:
     model: LoadedModel
     device: torch.device
     tracks: list[Track]
-    vectors: np.ndarray  # [N, D] their stored embeddings
+    vectors: np.ndarray  # [N, D] their embeddings as searched (post-processed when the embeddings carry it)
+    raw_vectors: np.ndarray  # [N, D'] their stored embeddings before post-processing
+    post: PostProcess | None
+    radius: np.ndarray | None  # [N] CSLS radius of each track (from the whole library), None without CSLS
     placements: list[Placement]
     reader: CacheReader
     warnings: list[str]
@@ -135,9 +143,15 @@ def _open_library(ready: ReadyHome, labels_csv: Path | None) -> _Library:
             f"{len(converted) - len(tracks)} converted tracks have no up-to-date embedding and are left "
             "out (run `musimilar embed`)"
         )
-    vectors = np.asarray(table.vectors[table.rows_of([t.id for t in tracks])], dtype=np.float32)
+    rows = table.rows_of([t.id for t in tracks])
+    vectors = np.asarray(table.vectors[rows], dtype=np.float32)
+    raw = np.asarray(ready.raw_table.vectors[rows], dtype=np.float32)
+    post = table.post
+    radius = post.radius[rows] if post is not None and post.radius is not None else None
     reader = CacheReader(cache_directory(ready.home, model.audio, model.mel), model.mel.n_mels)
-    return _Library(model, ready.device, tracks, vectors, [placements[t.id] for t in tracks], reader, warnings)
+    return _Library(
+        model, ready.device, tracks, vectors, raw, post, radius, [placements[t.id] for t in tracks], reader, warnings
+    )
 
 
 def _label_figures(report: EvaluationReport, library: _Library, seed: int, control: bool) -> None:
@@ -153,6 +167,7 @@ def _label_figures(report: EvaluationReport, library: _Library, seed: int, contr
     for name, vectors in spaces.items():
         summary = metrics.summarise(vectors, labels, report.k, groups, seed)
         getattr(report, name).update({figure: summary[figure] for figure in LABEL_FIGURES})
+    _post_processing_figures(report, library, rows, labels, groups, seed)
     report.k, report.tracks, report.labels = summary["k"], len(labels), metrics.label_counts(labels)
     most_common = max(report.labels.values()) / len(labels)
     report.chance.update(
@@ -167,6 +182,35 @@ def _label_figures(report: EvaluationReport, library: _Library, seed: int, contr
         for name, vectors in spaces.items():
             summary = metrics.summarise(vectors, shuffled, report.k, groups, seed)
             report.control[name] = {figure: summary[figure] for figure in LABEL_FIGURES}
+
+
+def _post_processing_figures(
+    report: EvaluationReport,
+    library: _Library,
+    rows: np.ndarray,
+    labels: np.ndarray,
+    groups: np.ndarray | None,
+    seed: int,
+) -> None:
+    """The model's figures as searched (CSLS ranking when the embeddings carry it), without post-processing
+    beside them, and the hubness of both rankings."""
+    codes, _ = metrics.encode_labels(labels)
+    k = min(report.k, len(codes) - 1)
+    post = library.post
+    if post is not None:
+        summary = metrics.summarise(library.raw_vectors[rows], labels, report.k, groups, seed)
+        report.raw = {figure: summary[figure] for figure in LABEL_FIGURES}
+        indices, _ = metrics.cosine_neighbours(library.raw_vectors[rows], k, groups)
+        report.hubness["raw"] = hubness(indices, len(rows))
+    if library.radius is not None:
+        indices, sims = csls_neighbours(library.vectors[rows], library.radius[rows], k, groups)
+        report.model.update(
+            precision_at_k=metrics.precision_at_k(codes, indices),
+            knn_accuracy=metrics.knn_accuracy(codes, indices, sims),
+        )
+    else:
+        indices, _ = metrics.cosine_neighbours(library.vectors[rows], k, groups)
+    report.hubness["model"] = hubness(indices, len(rows))
 
 
 def _warn_about_labels(report: EvaluationReport, library: _Library, labels: np.ndarray) -> None:

@@ -24,6 +24,7 @@ from musimilar.embeddings import (
     utc_now,
 )
 from musimilar.errors import MusimilarError, NotReadyError
+from musimilar.postprocess import fingerprint as postprocess_fingerprint
 from musimilar.settings import IndexSettings
 
 MANIFEST_NAME = "index.json"
@@ -50,6 +51,7 @@ class IndexInfo:
     ann_path: Path
     item_track_ids: np.ndarray  # [count] int64
     item_versions: np.ndarray  # [count] int64, the track versions that were embedded at build time
+    postprocess: str | None = None  # fingerprint of the post-processing the vectors went through (None: none)
 
 
 def build_index(
@@ -88,6 +90,7 @@ def build_index(
         "trees": trees,
         "count": len(table),
         "model_fingerprint": table.model_fingerprint,
+        "postprocess": postprocess_fingerprint(table.post),
         "built_at": utc_now(),
         "items": "items.npy row i: [track id, track version] of Annoy item i",
     }
@@ -121,6 +124,7 @@ def _info_from(manifest: dict[str, Any], path_of: Callable[[str], Path]) -> Inde
         ann_path=ann_path,
         item_track_ids=items[:, 0],
         item_versions=items[:, 1],
+        postprocess=manifest.get("postprocess"),
     )
 
 
@@ -280,6 +284,8 @@ def _staleness(info: IndexInfo, table: EmbeddingTable) -> str | None:
         return f"the index holds {info.dim}-d vectors, the embeddings are {table.dim}-d"
     if info.metric != "angular":
         return f"the index uses the {info.metric} metric, cosine search needs angular"
+    if info.postprocess != postprocess_fingerprint(table.post):
+        return "the index was built on other retrieval post-processing than the embeddings now carry"
     return None
 
 

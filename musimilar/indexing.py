@@ -47,7 +47,7 @@ def _stored_embeddings(home: Home, remedy: str) -> EmbeddingTable:
     table = load_embeddings(home.embeddings_dir)
     if table is None:
         raise NotReadyError(f"{home.root}: no embeddings {remedy}")
-    return table
+    return table.post_processed()  # the index holds the vectors that are searched
 
 
 def index_home(home: Home, settings: IndexSettings) -> IndexReport:

@@ -34,7 +34,9 @@ if TYPE_CHECKING:
     from musimilar.labels import LabelImport, LabelMap
     from musimilar.ready import ReadyHome
     from musimilar.recommend import Diversity, Recommendation
+    from musimilar.settings import SubsonicSettings
     from musimilar.shards import MergeReport
+    from musimilar.subsonic_push import PushReport
     from musimilar.training_run import TrainSummary
 
 Progress = Callable[[str, int, int, str], None]  # (stage, done, total, note)
@@ -137,7 +139,12 @@ class Library:
         step = progress or _no_progress
         with self.home.exclusive(f"embed {shard[0]}/{shard[1]}" if shard else "embed", scope=scope):
             report = embed_library(
-                self.home, model, shard, embed_device(self.settings), lambda d, t: step("embed", d, t, "")
+                self.home,
+                model,
+                shard,
+                embed_device(self.settings),
+                lambda d, t: step("embed", d, t, ""),
+                self.settings.retrieval,
             )
         report.failed[:0] = failed_to_convert  # files that could not be converted are not embedded either
         return report
@@ -147,7 +154,7 @@ class Library:
         from musimilar.shards import merge_shards
 
         with self.home.exclusive("merge"):
-            return merge_shards(self.home, list(folders))
+            return merge_shards(self.home, list(folders), self.settings.retrieval)
 
     def build_index(self) -> IndexReport:
         """Build the Annoy index of the stored embeddings."""
@@ -240,6 +247,19 @@ class Library:
         return evaluate(
             ready, by, k, exclude_same, labels_csv, seed, control, sample, lambda d, t: step("evaluate", d, t, "")
         )
+
+    def push_playlist(
+        self,
+        name: str,
+        paths: Sequence[Path],
+        password: str,
+        server: SubsonicSettings | None = None,
+        notify: Notify | None = None,
+    ) -> PushReport:
+        """Create or replace the playlist `name` on a Subsonic API server (default: the home's [subsonic] one)."""
+        from musimilar.subsonic_push import push_to_server
+
+        return push_to_server(self.home, server or self.settings.subsonic, name, paths, password, notify or _no_notify)
 
     # ---- labels and the home's state
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-LOSS_NAMES: tuple[str, ...] = ("ntxent", "infonce", "supcon")
+LOSS_NAMES: tuple[str, ...] = ("ntxent", "infonce", "supcon", "dcl")
 EVERY_SAMPLE = slice(None)
 
 
@@ -79,6 +79,29 @@ def supcon(
     return -(positive_log_prob / positive.sum(dim=1)).mean()
 
 
+def multi_view_supcon(z: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Supervised contrastive loss over any number of views `z` [M, D] with their `labels` [M]: every other view
+    of the same label is a positive. Several crops of one track labelled by the track is multi-crop training
+    without human labels; with two views and distinct labels it is NT-Xent."""
+    logits = _cosine_logits(z, z, temperature)  # [M, M]
+    itself = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    logits = logits.masked_fill(itself, torch.finfo(logits.dtype).min)
+    log_prob = logits - logits.logsumexp(dim=1, keepdim=True)  # [M, M]
+    positive = (labels[:, None] == labels[None, :]) & ~itself  # [M, M]
+    positive_log_prob = torch.where(positive, log_prob, torch.zeros_like(log_prob)).sum(dim=1)  # [M]
+    return -(positive_log_prob / positive.sum(dim=1).clamp(min=1)).mean()
+
+
+def dcl(z1: torch.Tensor, z2: torch.Tensor, temperature: float, anchors: slice = EVERY_SAMPLE) -> torch.Tensor:
+    """Decoupled contrastive loss (Yeh et al. 2022): NT-Xent without the positive in the denominator, which
+    makes small batches learn almost as well as large ones; mean over the anchors' views."""
+    logits, _, rows = _all_views(z1, z2, temperature, anchors)  # [2A, 2B]
+    pairs = (rows + len(z1)) % (2 * len(z1))  # view i's pair is i ± B
+    positive = logits.gather(1, pairs[:, None])[:, 0]  # [2B]
+    negatives = logits.scatter(1, pairs[:, None], torch.finfo(logits.dtype).min)  # the pair leaves the sum
+    return (negatives.logsumexp(dim=1) - positive).mean()
+
+
 def contrastive_loss(
     name: str,
     z1: torch.Tensor,
@@ -92,6 +115,8 @@ def contrastive_loss(
         return nt_xent(z1, z2, temperature, anchors)
     if name == "infonce":
         return (info_nce(z1, z2, temperature, anchors) + info_nce(z2, z1, temperature, anchors)) / 2
+    if name == "dcl":
+        return dcl(z1, z2, temperature, anchors)
     if name == "supcon":
         if labels is None:
             raise ValueError("the supcon loss needs labels")

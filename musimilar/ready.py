@@ -28,6 +28,7 @@ class QueryVector:
     vector: np.ndarray  # [D] normalised
     exclude: set[int] = field(default_factory=set)  # the query's own track(s) and their exact duplicates
     tracks: list[Track] = field(default_factory=list)  # catalog tracks the query names, if any
+    raw: np.ndarray | None = None  # [D] the model's own vector, before the retrieval post-processing
 
 
 def disk_state(home: Home) -> tuple[tuple[int, int], ...]:
@@ -61,7 +62,10 @@ class ReadyHome:
             raise NotReadyError(f"{home.root}: the embeddings were made with another model: {REMEDY_EMBED}")
         # The web server reads from its worker threads; SQLite serialises the reads on one connection.
         self.catalog = Catalog(home.catalog_path, check_same_thread=False)
-        self.table: EmbeddingTable = table.live({t.id: t.version for t in self.catalog.tracks("ok")})
+        live = table.live({t.id: t.version for t in self.catalog.tracks("ok")})
+        # Stored vectors and outside queries go through the same post-processing, fitted to the library.
+        self.raw_table: EmbeddingTable = live
+        self.table: EmbeddingTable = live.post_processed()
         self.searcher: Searcher = open_searcher(self.table, home.index_dir, index, force_exact=exact)
 
     def close(self) -> None:
@@ -83,7 +87,10 @@ class ReadyHome:
             track = self.catalog.track(int(query))
             if track is None:
                 raise MusimilarError(f"{query}: no track with this id in the catalog")
-            return self._stored(track) or QueryVector(self._embed_path(Path(track.path)), {track.id}, [track])
+            if (stored := self._stored(track)) is not None:
+                return stored
+            raw = self._embed_raw(Path(track.path))
+            return QueryVector(self._post(raw), {track.id}, [track], raw)
         path = Path(query).expanduser().resolve()
         if not path.exists():
             raise MusimilarError(f"{query}: no such file or track id")
@@ -92,20 +99,29 @@ class ReadyHome:
             stored = self._stored(track)
             if stored is not None:
                 return stored
-        vector = self._embed_path(path)
-        return QueryVector(vector, self._duplicates_of(path), [])
+        raw = self._embed_raw(path)
+        return QueryVector(self._post(raw), self._duplicates_of(path), [], raw)
 
     def _stored(self, track: Track) -> QueryVector | None:
         vector = self.stored_vector(track.id)
         if vector is None:
             return None
         twins = {t.id for t in self.catalog.tracks_with_fingerprint(track.fingerprint)}
-        return QueryVector(vector, twins | {track.id}, [track])
+        raw = np.asarray(self.raw_table.vectors[self.raw_table.row_of(track.id)])
+        return QueryVector(vector, twins | {track.id}, [track], raw)
 
-    def _embed_path(self, path: Path) -> np.ndarray:
+    def _embed_raw(self, path: Path) -> np.ndarray:
         from musimilar.embed import embed_file
 
         return embed_file(self.model, path, self.device)
+
+    def _post(self, raw: np.ndarray) -> np.ndarray:
+        """Outside queries go through the post-processing the stored vectors went through."""
+        return raw if self.table.post is None else self.table.post.apply(raw)
+
+    def _embed_path(self, path: Path) -> np.ndarray:
+        """A file's vector as searched (post-processed)."""
+        return self._post(self._embed_raw(path))
 
     def _duplicates_of(self, path: Path) -> set[int]:
         return {t.id for t in self.catalog.tracks_with_fingerprint(content_fingerprint(path, path.stat().st_size))}

@@ -11,7 +11,10 @@ import numpy as np
 from musimilar.catalog import Track
 from musimilar.embeddings import normalise_rows
 from musimilar.errors import MusimilarError
+from musimilar.postprocess import csls
 from musimilar.ready import QueryVector, ReadyHome
+
+CSLS_CANDIDATES = 100  # nearest tracks (by cosine) that CSLS re-orders for each answer
 
 
 @dataclass
@@ -71,12 +74,27 @@ def ranked(
     """The k tracks nearest to `vector` that the diversity rules allow; `history` counts towards the limits."""
     wanted = k
     while True:
-        fetch = min(len(ready.table), wanted * 4 + len(exclude))
-        hits = ready.searcher.search(vector, fetch, exclude)
+        fetch = min(len(ready.table), max(wanted * 4, _csls_pool(ready)) + len(exclude))
+        hits = _csls_reranked(ready, ready.searcher.search(vector, fetch, exclude))
         chosen = _diversify(ready, hits, k, vector, seed_tracks, diversity, list(history))
         if len(chosen) >= k or fetch >= len(ready.table):
             return chosen
         wanted *= 4
+
+
+def _csls_pool(ready: ReadyHome) -> int:
+    post = ready.table.post
+    return CSLS_CANDIDATES if post is not None and post.radius is not None else 0
+
+
+def _csls_reranked(ready: ReadyHome, hits: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """The nearest tracks re-ordered by CSLS when the embeddings carry it (hubs move down); cosines unchanged."""
+    post = ready.table.post
+    if post is None or post.radius is None or not hits:
+        return hits
+    rows = ready.table.rows_of([track_id for track_id, _ in hits])
+    scores = csls(np.array([similarity for _, similarity in hits]), post.radius[rows])
+    return [hits[i] for i in np.argsort(-scores, kind="stable")]
 
 
 class _Limits:

@@ -31,6 +31,9 @@ class TrainingState:
     elapsed_before: float = 0.0  # seconds trained before this process started
     history: list[dict[str, Any]] = field(default_factory=list)  # one record per finished epoch
     epoch_plan_state: torch.Tensor | None = None  # the plan generator's state at the start of the current epoch
+    stopped: str | None = None  # why the run ended ("completed", "time budget", ...); None while it runs
+    cooldown: tuple[int, int] | None = None  # open-ended runs: (first, last) step of the final decay
+    plateau_epoch: int | None = None  # open-ended runs: the epoch after which validation stopped improving
 
 
 @dataclass
@@ -44,12 +47,38 @@ class ResumePoint:
     view_generator: torch.Tensor
     view_generator_device: str
     torch_rng: torch.Tensor
+    best_model: dict[str, torch.Tensor] | None = None  # open-ended runs: the best epoch's weights so far
 
     def settings_for(self, current: Settings) -> Settings:
-        """The interrupted run's settings, but for the machine-specific ones given now."""
+        """The saved run's settings, but for the machine-specific ones given now, and extended by the `epochs` or
+        `minutes` given now: `minutes` gives the run that many more minutes, `epochs` raises its epoch count.
+        NotReadyError when the run had finished and nothing extends it."""
         saved = self.settings.model_copy(deep=True)
         for key in MACHINE_SPECIFIC:
             setattr(saved.train, key, getattr(current.train, key))
+        state, given = self.state, current.train
+        if given.epochs is None and given.minutes is None:
+            if state.stopped is not None:
+                raise NotReadyError(
+                    f"the last run finished ({state.stopped}) after {state.epoch} epochs: nothing to resume; "
+                    "continue it with `--resume --minutes M` or `--resume --epochs N`"
+                )
+            return saved
+        if given.epochs is not None and given.epochs <= state.epoch:
+            raise NotReadyError(
+                f"the last run already trained {state.epoch} epochs: --epochs must be above that to continue it"
+            )
+        spent_minutes = state.elapsed_before / 60
+        if given.epochs is not None:
+            saved.train.epochs = given.epochs
+            if given.minutes is None and saved.train.minutes is not None and spent_minutes >= saved.train.minutes:
+                saved.train.minutes = None  # the spent budget no longer applies: the epochs decide
+        if given.minutes is not None:
+            saved.train.minutes = spent_minutes + given.minutes
+            if given.epochs is None and saved.train.epochs is not None and state.epoch >= saved.train.epochs:
+                saved.train.epochs = None  # the epochs are done: the new minutes decide
+        state.stopped, state.cooldown, state.plateau_epoch = None, None, None  # no longer open-ended
+        self.best_model = None
         return saved
 
 
@@ -75,6 +104,10 @@ def save_resume_point(home: Home, point: ResumePoint) -> None:
         "view_generator_state": point.view_generator,
         "view_generator_device": point.view_generator_device,
         "torch_rng_state": point.torch_rng,
+        "stopped": state.stopped,
+        "cooldown": list(state.cooldown) if state.cooldown else None,
+        "plateau_epoch": state.plateau_epoch,
+        "best_model": point.best_model,
         "saved_at": time.time(),
     }
     with atomic_path(state_path(home)) as temp:
@@ -82,7 +115,7 @@ def save_resume_point(home: Home, point: ResumePoint) -> None:
 
 
 def load_resume_point(home: Home) -> ResumePoint:
-    """The saved point of the home's interrupted run; NotReadyError when there is none or it had finished."""
+    """The saved point of the home's last run (interrupted or finished); NotReadyError when there is none."""
     path = state_path(home)
     if not path.is_file():
         raise NotReadyError(f"{path}: no interrupted training run to resume (train without --resume)")
@@ -91,8 +124,10 @@ def load_resume_point(home: Home) -> ResumePoint:
     except Exception as error:  # a damaged file of any kind
         raise CheckpointError(path, f"cannot read the training state ({type(error).__name__})") from None
     settings = Settings.model_validate(payload["settings"])
-    if payload["epoch"] >= settings.train.epochs:
-        raise NotReadyError(f"the last run already finished its {settings.train.epochs} epochs: nothing to resume")
+    stopped = payload.get("stopped")
+    if stopped is None and settings.train.epochs is not None and payload["epoch"] >= settings.train.epochs:
+        stopped = "completed"  # saved before runs recorded why they ended
+    cooldown = payload.get("cooldown")
     state = TrainingState(
         list(payload["track_ids"]),
         payload["train_rows"].numpy(),
@@ -103,6 +138,9 @@ def load_resume_point(home: Home) -> ResumePoint:
         payload["elapsed"],
         list(payload["history"]),
         payload["epoch_plan_state"],
+        stopped,
+        tuple(cooldown) if cooldown else None,
+        payload.get("plateau_epoch"),
     )
     return ResumePoint(
         settings,
@@ -112,4 +150,5 @@ def load_resume_point(home: Home) -> ResumePoint:
         payload["view_generator_state"],
         payload["view_generator_device"],
         payload["torch_rng_state"],
+        payload.get("best_model"),
     )

@@ -77,6 +77,14 @@ class AugmentSettings(Section):
     time_mask_p: float = Field(0.8, ge=0, le=1)
     time_mask_max: int = Field(20, ge=0, description="widest time mask, in frames")
     time_masks: int = Field(2, ge=0)
+    # Style augmentations (key, tempo, a second track faintly beneath): each fires on its own, before the kinds
+    # above; off until the ablations of docs/quality.md show they help.
+    pitch_p: float = Field(0.0, ge=0, le=1, description="chance of a shift along the mel axis")
+    pitch_max_bins: float = Field(4.0, ge=0, description="largest shift, in mel bins (fractional shifts interpolate)")
+    stretch_p: float = Field(0.0, ge=0, le=1, description="chance of a resized time crop")
+    stretch_max: float = Field(0.2, ge=0, lt=1, description="the crop keeps 1 - stretch_max to all of the frames")
+    mix_p: float = Field(0.0, ge=0, le=1, description="chance of mixing in another track of the batch (BYOL-A)")
+    mix_max: float = Field(0.4, ge=0, le=0.5, description="largest share of the other track's power")
 
 
 ModelSize = Literal["small", "base", "large"]
@@ -100,6 +108,10 @@ class ModelSettings(Section):
     input_pool: int | None = Field(None, ge=1, le=8, description="overrides the preset's input pooling factor")
     projection_dim: int = Field(128, ge=8)
     dropout: float = Field(0.1, ge=0, lt=1)
+    pooling: Literal["meanmax", "meanstd"] = Field(
+        "meanmax", description="over time: mean + max (summed), or mean and standard deviation (concatenated)"
+    )
+    levels: int = Field(1, ge=1, le=2, description="pooled features of the last 1 or 2 blocks, concatenated")
 
     @property
     def block_channels(self) -> tuple[int, ...]:
@@ -111,15 +123,24 @@ class ModelSettings(Section):
 
     @property
     def embedding_dim(self) -> int:
-        return self.block_channels[-1]
+        width = sum(self.block_channels[-self.levels :])
+        return 2 * width if self.pooling == "meanstd" else width
 
 
-LossName = Literal["ntxent", "infonce", "supcon"]
+LossName = Literal["ntxent", "infonce", "supcon", "dcl"]
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]
 
 
 class TrainSettings(Section):
-    epochs: int = Field(30, ge=1)
+    """How long and how the encoder trains. With neither `epochs` nor `minutes` the run stops by itself when the
+    validation segment retrieval has not improved for `patience` epochs (after `min_steps`), or at a ceiling
+    scaled to the library (docs/guide.md "Model sizes and time budgets")."""
+
+    epochs: int | None = Field(None, ge=1, description="passes over the library; None: stop when no longer improving")
+    patience: int = Field(10, ge=1, description="epochs without a better validation retrieval before stopping")
+    min_steps: int = Field(1000, ge=1, description="optimizer steps before a run may stop for lack of improvement")
+    ceiling_epochs: int = Field(100, ge=1, description="the most epochs a run without epochs or minutes trains")
+    max_steps: int = Field(100000, ge=1, description="the most steps a run without epochs or minutes trains")
     batch_size: int = Field(128, ge=2, description="pairs per step: more negatives per positive")
     lr: float = Field(2e-3, gt=0, description="peak learning rate (AdamW)")
     weight_decay: float = Field(1e-4, ge=0)
@@ -132,6 +153,9 @@ class TrainSettings(Section):
     device: DeviceName = "auto"
     seed: int = 0
     crops_per_track: int = Field(8, ge=1, description="positive pairs drawn from each track per epoch")
+    views_per_track: int = Field(
+        2, ge=2, le=8, description="crops of each track in a batch; above 2: multi-crop, the track as the label"
+    )
     val_fraction: float = Field(0.05, ge=0, lt=0.5, description="share of tracks held out for validation")
     compile: bool = False
     loader_workers: int = Field(2, ge=0, description="background threads that read crops from the cache")
@@ -207,6 +231,17 @@ class SystemSettings(Section):
     )
 
 
+class RetrievalSettings(Section):
+    """Post-processing fitted to the library's embeddings after `embed` (musimilar/postprocess.py)."""
+
+    whiten: bool = Field(
+        True, description="centre the embeddings and whiten them (PCA) with shrinkage (from 50 tracks on)"
+    )
+    whiten_dim: int | None = Field(None, ge=1, description="principal axes kept (None: all)")
+    whiten_shrinkage: float = Field(0.5, ge=0, le=1, description="0 whitens fully, 1 only centres and rotates")
+    csls_k: int = Field(10, ge=0, description="hubness reduction: neighbours in each track's CSLS radius (0: off)")
+
+
 class Settings(Section):
     audio: AudioSettings = AudioSettings()
     mel: MelSettings = MelSettings()
@@ -219,6 +254,7 @@ class Settings(Section):
     mpd: MpdSettings = MpdSettings()
     playlist: PlaylistSettings = PlaylistSettings()
     system: SystemSettings = SystemSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
 
 
 SECTIONS: tuple[str, ...] = tuple(Settings.model_fields)

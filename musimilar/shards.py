@@ -6,9 +6,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from musimilar.embeddings import load_embeddings, merge_tables, save_embeddings
+from musimilar.embeddings import fit_post, load_embeddings, merge_tables, save_embeddings
 from musimilar.errors import MusimilarError, SettingsError
 from musimilar.home import Home
+from musimilar.settings import RetrievalSettings
 
 
 @dataclass
@@ -42,8 +43,9 @@ def shard_directory(home: Home, shard: tuple[int, int]) -> Path:
     return home.root / "embedding-shards" / f"{shard[0]}-of-{shard[1]}"
 
 
-def merge_shards(home: Home, folders: list[Path]) -> MergeReport:
-    """Join shard folders (and the home's embeddings of the same model) into the home's embeddings."""
+def merge_shards(home: Home, folders: list[Path], retrieval: RetrievalSettings | None = None) -> MergeReport:
+    """Join shard folders (and the home's embeddings of the same model) into the home's embeddings, and fit the
+    retrieval post-processing to the whole."""
     if not folders:
         raise MusimilarError("--merge needs the shard folders to merge (HOME/embedding-shards/I-of-N)")
     tables = []
@@ -56,5 +58,5 @@ def merge_shards(home: Home, folders: list[Path]) -> MergeReport:
     if existing is not None and existing.model_fingerprint == tables[0].model_fingerprint:
         tables.insert(0, existing)
     merged = merge_tables(tables)
-    save_embeddings(home.embeddings_dir, merged)
+    save_embeddings(home.embeddings_dir, fit_post(merged, retrieval))
     return MergeReport(len(folders), len(merged), merged.model_fingerprint, str(home.embeddings_dir))

@@ -13,13 +13,15 @@ the same name is deleted.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from musimilar.errors import MusimilarError
-from musimilar.home import atomic_write_text
+from musimilar.home import Home, atomic_write_text
+from musimilar.settings import SubsonicSettings
 from musimilar.subsonic import NOT_FOUND, Song, SubsonicApiError, SubsonicClient
 
 
@@ -188,3 +190,18 @@ def _tail_match(path: Path, by_name: dict[str, list[str]]) -> str | None:
 
 def _normal(server_path: str) -> str:
     return str(PurePosixPath(server_path.replace("\\", "/")))
+
+
+def push_to_server(
+    home: Home, server: SubsonicSettings, name: str, paths: Sequence[Path], password: str, notify: Callable[[str], None]
+) -> PushReport:
+    """`push_playlist` to the server `server` describes, with its song id map cached in the home."""
+    client = SubsonicClient(server.url, server.user, password, server.timeout)
+    mapping = PathMapping(Path(server.library_root) if server.library_root else None, server.server_root)
+    return push_playlist(client, name, paths, mapping, _id_cache(home, server), notify)
+
+
+def _id_cache(home: Home, server: SubsonicSettings) -> Path:
+    """The song id map of this server and user, kept in the library home."""
+    key = hashlib.sha1(f"{server.url}\n{server.user}".encode()).hexdigest()[:12]
+    return home.root / "players" / f"subsonic-{key}.json"

@@ -19,24 +19,35 @@ from musimilar.catalog import Catalog, Placement
 from musimilar.checkpoint import publish_model, save_epoch_model
 from musimilar.devices import autocast, pick_device
 from musimilar.encoder import ContrastiveModel
-from musimilar.errors import NotReadyError
+from musimilar.errors import NotReadyError, SettingsError
 from musimilar.home import Home
 from musimilar.labels import label_of
+from musimilar.losses import multi_view_supcon
 from musimilar.mel import crop_frames, preprocessing_fingerprint
 from musimilar.resume import ResumePoint, TrainingState, load_resume_point, save_resume_point
-from musimilar.schedule import learning_rate
+from musimilar.run_length import (
+    RunLength,
+    best_epoch,
+    default_cooldown,
+    describe_expected_duration,
+    no_longer_improving,
+    plateau_cooldown,
+    run_length,
+)
+from musimilar.schedule import learning_rate, open_ended_rate
 from musimilar.settings import Settings
 from musimilar.threads import thread_limit
 from musimilar.validation import DISTRACTOR_TRACKS, ValidationSet, split_tracks, validate, validation_set
 
 Notify = Callable[[str], None]
 RECALIBRATION_CROPS = 2048  # crops that re-estimate the batch-norm statistics of the shipped model
+TIMING_STEPS = 10  # steps timed before the expected duration is announced
 
 
 @dataclass
 class StepEvent:
     epoch: int  # 1-based
-    epochs: int
+    epochs: int | None  # the epoch cap; None for a run timed by its budget alone
     step: int  # steps done in this epoch
     steps: int  # steps in this epoch
     loss: float
@@ -49,7 +60,7 @@ class TrainReport:
     fingerprint: str
     epochs: int
     steps: int
-    stopped: str  # "completed", "time budget"
+    stopped: str  # "completed", "time budget", "no longer improving" or "ceiling" (docs/guide.md)
     seconds: float
     clips_per_second: float
     batch_size: int
@@ -80,6 +91,11 @@ def train(
     notify = notify or (lambda text: None)
     ranks = distributed.ranks_from_environment()
     distributed.check_batch_size(settings.train.batch_size, ranks)
+    if ranks.distributed and settings.train.views_per_track > 2:
+        raise SettingsError(
+            "train.views_per_track above 2 (multi-crop) runs in one process only: its loss does not yet gather the "
+            "other processes' views"
+        )
     device = distributed.start(ranks, pick_device(settings.train.device))
     point = load_resume_point(home) if resume else None
     if point is not None:
@@ -152,12 +168,17 @@ class _Run:
         self.plan_generator = torch.Generator().manual_seed(train.seed)
         self.view_generator = torch.Generator(device=device).manual_seed(train.seed + 1000 + ranks.rank)
         self.steps_per_epoch = len(self._plan(torch.Generator().manual_seed(0)))
-        self.total_steps = train.epochs * self.steps_per_epoch
+        self.length: RunLength = run_length(train, self.steps_per_epoch, len(self.state.val_rows) > 0)
+        self.total_steps = self.length.epochs * self.steps_per_epoch if self.length.epochs else None
+        if self.length.open_ended and self.state.cooldown is None:
+            self.state.cooldown = default_cooldown(self.length.ceiling_steps)
+        self.best_model: dict[str, torch.Tensor] | None = None
         if self.state.epoch_plan_state is None:
             self.state.epoch_plan_state = self.plan_generator.get_state()
         if point is not None:
             self._restore(point)
         self.started = time.perf_counter()
+        self.timed_steps, self.timed_seconds = 0, 0.0
         self.network = self._wrap()
         self.validation = self._validation_set()
 
@@ -168,6 +189,7 @@ class _Run:
         if self.view_generator.device.type == point.view_generator_device:
             self.view_generator.set_state(point.view_generator)
         torch.set_rng_state(point.torch_rng)
+        self.best_model = point.best_model
 
     def _resume_point(self) -> ResumePoint:
         self.state.elapsed_before, self.started = self.elapsed, time.perf_counter()
@@ -179,6 +201,7 @@ class _Run:
             self.view_generator.get_state(),
             self.view_generator.device.type,
             torch.get_rng_state(),
+            self.best_model,
         )
 
     def _validation_set(self) -> ValidationSet | None:
@@ -212,7 +235,10 @@ class _Run:
     def _plan(self, generator: torch.Generator) -> list:
         train_rows = self.state.train_rows
         frames = np.array([self.data.placements[r].frames for r in train_rows])
-        plan = plan_epoch(frames, self.crop_frames, self.batch_size, self.settings.train.crops_per_track, generator)
+        train = self.settings.train
+        plan = plan_epoch(
+            frames, self.crop_frames, self.batch_size, train.crops_per_track, generator, train.views_per_track
+        )
         for planned in plan:  # each rank trains on its own slice of every batch
             planned.rows = train_rows[planned.rows[self.ranks.rank :: self.ranks.world]]
             planned.starts = planned.starts[self.ranks.rank :: self.ranks.world]
@@ -225,20 +251,24 @@ class _Run:
 
     def learning_rate(self) -> float:
         train = self.settings.train
+        if self.length.open_ended:
+            warmup_steps = max(1, round(train.warmup_fraction * self.length.ceiling_steps))
+            return open_ended_rate(self.state.global_step, warmup_steps, train.lr, self.state.cooldown)
         budget = train.minutes * 60 if train.minutes else None
         return learning_rate(
             self.state.global_step, self.total_steps, self.elapsed, budget, train.lr, train.warmup_fraction
         )
 
     def fit(self, on_step: Callable[[StepEvent], None] | None) -> TrainReport:
-        stopped, clips = "completed", 0
+        stopped, clips = "ceiling" if self.length.open_ended else "completed", 0
         try:
-            while self.state.epoch < self.settings.train.epochs:
+            while self.length.epochs is None or self.state.epoch < self.length.epochs:
                 clips += self._train_epoch(on_step)
                 spent = self._budget_spent()
                 self._end_epoch()
-                if spent:
-                    stopped = "time budget"
+                reason = self._stop_reason(spent)
+                if reason:
+                    stopped = reason
                     break
         except KeyboardInterrupt:
             if self.ranks.is_main:
@@ -251,7 +281,10 @@ class _Run:
         rate = clips * self.ranks.world / max(self.elapsed, 1e-9)
         model_path, fingerprint = "", ""
         distributed.local_batch_norm(self.model)
+        self.state.stopped = stopped
         if self.ranks.is_main:
+            save_resume_point(self.home, self._resume_point())  # records why it stopped, for --resume to extend
+            self._keep_best_weights()
             self._recalibrate_batch_norm()
             model_path, fingerprint = publish_model(self.home, self.settings, self.model.encoder, self._summary())
         distributed.barrier()
@@ -283,6 +316,9 @@ class _Run:
         """What the model file records about the training that made it."""
         state, settings = self.state, self.settings
         last = state.history[-1] if state.history else {}
+        kept = best_epoch(state.history) if self.best_model is not None else None
+        if kept is not None and state.stopped is not None:
+            last = state.history[kept - 1]
         return {
             "epochs": state.epoch,
             "steps": state.global_step,
@@ -295,6 +331,59 @@ class _Run:
             "augment": settings.augment.model_dump(mode="json"),
         }
 
+    def _stop_reason(self, budget_spent: bool) -> str | None:
+        """Why the run stops after this epoch, or None to go on (the epoch cap is the loop's)."""
+        if budget_spent:
+            return "time budget"
+        if self.length.open_ended and self._cooled_down():
+            return "no longer improving" if self.state.plateau_epoch is not None else "ceiling"
+        return None
+
+    def _cooled_down(self) -> bool:
+        return self.length.open_ended and self.state.global_step >= self.state.cooldown[1]
+
+    def _watch_plateau(self) -> None:
+        """Open-ended runs: once validation retrieval stops improving, start the final cool-down (all ranks)."""
+        state, train = self.state, self.settings.train
+        if not self.length.open_ended or state.plateau_epoch is not None or state.global_step >= state.cooldown[0]:
+            return
+        found = self.ranks.is_main and no_longer_improving(
+            state.history, train.patience, state.global_step, train.min_steps
+        )
+        if not distributed.any_rank(found, self.device):
+            return
+        state.plateau_epoch = state.epoch
+        state.cooldown = plateau_cooldown(state.global_step, self.steps_per_epoch, self.length.ceiling_steps)
+        self.notify(
+            f"validation retrieval has not improved for {train.patience} epochs: "
+            f"lowering the learning rate to zero over {state.cooldown[1] - state.global_step} steps, then stopping"
+        )
+
+    def _remember_if_best(self) -> None:
+        """Open-ended runs keep a copy of the weights of the epoch with the best validation retrieval."""
+        if self.length.open_ended and best_epoch(self.state.history) == self.state.epoch:
+            self.best_model = {name: value.detach().cpu().clone() for name, value in self.model.state_dict().items()}
+
+    def _keep_best_weights(self) -> None:
+        if self.best_model is None or not self.length.open_ended:
+            return
+        kept = best_epoch(self.state.history)
+        self.model.load_state_dict(self.best_model)
+        score = self.state.history[kept - 1]["val_segment_top1"]
+        self.notify(f"keeping the weights of epoch {kept}, the best validation retrieval ({score:.3f})")
+
+    def _time_step(self, seconds: float) -> None:
+        """Time the first steps of this process, then say how long the run should take."""
+        if self.timed_steps < 0:
+            return
+        self.timed_steps += 1
+        self.timed_seconds += seconds
+        if self.timed_steps == TIMING_STEPS:
+            per_step = self.timed_seconds / TIMING_STEPS
+            train, done = self.settings.train, self.state.global_step
+            self.notify(describe_expected_duration(self.length, train, self.steps_per_epoch, done, per_step))
+            self.timed_steps = -1
+
     def _budget_spent(self) -> bool:
         minutes = self.settings.train.minutes
         return distributed.any_rank(bool(minutes) and self.elapsed >= minutes * 60, self.device)
@@ -306,6 +395,7 @@ class _Run:
         self.network.train()
         losses: list[float] = []
         clips, started = 0, time.perf_counter()
+        last = started
         batches = load_in_background(
             self.data.reader,
             self.data.placements,
@@ -319,11 +409,14 @@ class _Run:
             clips += len(batch.rows)
             self.state.step_in_epoch += 1
             self.state.global_step += 1
+            now = time.perf_counter()
+            self._time_step(now - last)
+            last = now
             if on_step is not None and self.ranks.is_main:
                 rate = clips * self.ranks.world / max(time.perf_counter() - started, 1e-9)
-                epochs = self.settings.train.epochs
+                epochs = self.length.epochs
                 on_step(StepEvent(self.state.epoch + 1, epochs, self.state.step_in_epoch, len(plan), losses[-1], rate))
-            if self._budget_spent():
+            if self._budget_spent() or self._cooled_down():
                 break
         self.train_loss = float(np.mean(losses)) if losses else float("nan")
         return clips
@@ -332,17 +425,26 @@ class _Run:
         train = self.settings.train
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
-        first, second = (self.augmenter(v.to(self.device, non_blocking=True), self.view_generator) for v in views)
+        augmented = [self.augmenter(v.to(self.device, non_blocking=True), self.view_generator) for v in views]
         with autocast(self.device):
-            _, z = self.network(torch.cat([first, second]))
-        z1, z2 = z.float().chunk(2)
-        label_tensor = torch.from_numpy(labels).to(self.device) if train.loss == "supcon" else None
-        loss = distributed.global_contrastive_loss(train.loss, z1, z2, train.temperature, label_tensor)
+            _, z = self.network(torch.cat(augmented))
+        loss = self._loss(z.float(), labels, len(augmented))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), train.grad_clip)
         self.optimizer.step()
         return distributed.mean_over_ranks(float(loss.detach()), self.device)
+
+    def _loss(self, z: torch.Tensor, labels: np.ndarray, views: int) -> torch.Tensor:
+        """The loss of the projections `z` [views * B, D] (view-major): the chosen pair loss for two views; for
+        more (multi-crop), the supervised contrastive loss with the label (or, without, the track) as class."""
+        train = self.settings.train
+        if views > 2:
+            classes = torch.from_numpy(labels).to(self.device).repeat(views)  # [views * B]
+            return multi_view_supcon(z, classes, train.temperature)
+        z1, z2 = z.chunk(2)
+        label_tensor = torch.from_numpy(labels).to(self.device) if train.loss == "supcon" else None
+        return distributed.global_contrastive_loss(train.loss, z1, z2, train.temperature, label_tensor)
 
     def _end_epoch(self) -> None:
         """Validate, log, and checkpoint (main process only); the next epoch starts from a fresh plan."""
@@ -354,7 +456,10 @@ class _Run:
             record = self._epoch_record()
             state.history.append(record)
             _append_jsonl(self.home.metrics_log, record)
-            self.notify(_describe_epoch(record, self.settings.train.epochs))
+            self.notify(_describe_epoch(record, self.length.epochs))
+            self._remember_if_best()
+        self._watch_plateau()
+        if self.ranks.is_main:
             save_resume_point(self.home, self._resume_point())
             save_epoch_model(self.home, self.settings, self.model.encoder, self._summary())
         distributed.barrier()
@@ -395,8 +500,8 @@ def recalibrate_batch_norm(encoder: torch.nn.Module, batches: Iterable[torch.Ten
     encoder.eval()
 
 
-def _describe_epoch(record: dict[str, Any], epochs: int) -> str:
-    text = f"epoch {record['epoch']}/{epochs}: loss {record['train_loss']:.3f}"
+def _describe_epoch(record: dict[str, Any], epochs: int | None) -> str:
+    text = f"epoch {record['epoch']}{f'/{epochs}' if epochs else ''}: loss {record['train_loss']:.3f}"
     if "val_segment_top1" in record:
         text += f", validation loss {record['val_loss']:.3f}, segment retrieval {record['val_segment_top1']:.3f}"
     return text

@@ -87,7 +87,8 @@ def _train(library: Library, resume: bool, progress: Progress, say: Notify) -> T
     from musimilar.train import train
 
     def on_step(event: Any) -> None:
-        note = f"epoch {event.epoch}/{event.epochs} loss {event.loss:.3f} {event.clips_per_second:.0f} clips/s"
+        cap = f"/{event.epochs}" if event.epochs else ""
+        note = f"epoch {event.epoch}{cap} loss {event.loss:.3f} {event.clips_per_second:.0f} clips/s"
         progress("train", event.step, event.steps, note)
 
     report = train(library.home, library.settings, resume=resume, notify=say, on_step=on_step)
@@ -108,7 +109,8 @@ def _after_training(
     from musimilar.indexing import index_home
 
     device = embed_device(library.settings)
-    summary.embed = embed_library(library.home, None, None, device, lambda d, t: progress("embed", d, t, ""))
+    on_embed = lambda d, t: progress("embed", d, t, "")  # noqa: E731
+    summary.embed = embed_library(library.home, None, None, device, on_embed, library.settings.retrieval)
     say(describe_embed(summary.embed))
     summary.failed.extend(summary.embed.failed)
     summary.index = index_home(library.home, library.settings.index)

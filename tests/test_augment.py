@@ -12,9 +12,13 @@ from musimilar.augment import (
     freq_mask,
     gain_contrast,
     mask_bands,
+    mix_in,
+    pitch_shift,
     reverse_time,
     shift_and_scale,
+    style_augment,
     time_mask,
+    time_stretch,
 )
 from musimilar.settings import AugmentSettings
 
@@ -202,3 +206,55 @@ def test_augmenter_on_cuda_matches_cpu_with_the_same_generator() -> None:
     cuda_generator = torch.Generator(device="cuda").manual_seed(3)
     assert augment(batch.cuda(), cuda_generator).device.type == "cuda"
     assert math.isfinite(augment(batch.cuda(), cuda_generator).sum().item())
+
+
+def test_pitch_shift_by_whole_bins_moves_the_spectrum_and_holds_the_edge() -> None:
+    batch = log_mel(3)
+    shifted = pitch_shift(batch, torch.tensor([2.0, -3.0, 0.0]))
+    torch.testing.assert_close(shifted[0, 2:], batch[0, :-2])
+    torch.testing.assert_close(shifted[0, :2], batch[0, :1].expand(2, -1))  # the lowest band fills the gap
+    torch.testing.assert_close(shifted[1, :-3], batch[1, 3:])
+    torch.testing.assert_close(shifted[2], batch[2])
+
+
+def test_pitch_shift_interpolates_fractional_bins_per_sample_like_a_loop() -> None:
+    batch, bins = log_mel(4), torch.tensor([0.5, -1.25, 3.75, 0.0])
+    shifted = pitch_shift(batch, bins)
+    for sample in range(4):
+        for band in range(N_MELS):
+            source = min(max(band - float(bins[sample]), 0.0), N_MELS - 1)
+            low = int(math.floor(source))
+            high, weight = min(low + 1, N_MELS - 1), source - low
+            expected = batch[sample, low] * (1 - weight) + batch[sample, high] * weight
+            torch.testing.assert_close(shifted[sample, band], expected)
+
+
+def test_time_stretch_keeps_the_whole_crop_at_keep_one_and_slows_a_ramp() -> None:
+    batch = log_mel(2)
+    torch.testing.assert_close(time_stretch(batch, torch.ones(2), torch.zeros(2)), batch, atol=1e-3, rtol=0)
+    ramp = torch.arange(FRAMES, dtype=torch.float32).expand(1, N_MELS, FRAMES).clone()
+    stretched = time_stretch(ramp, torch.tensor([0.5]), torch.tensor([1.0]))  # the second half, twice as slow
+    expected = torch.linspace((FRAMES - 1) / 2, FRAMES - 1, FRAMES)
+    torch.testing.assert_close(stretched[0, 0], expected)
+
+
+def test_mix_in_adds_powers_at_the_asked_share() -> None:
+    batch, other = log_mel(3), log_mel(3, seed=2)
+    torch.testing.assert_close(mix_in(batch, other, torch.zeros(3)), batch)
+    share = torch.tensor([0.1, 0.25, 0.4])
+    mixed = mix_in(batch, other, share)
+    power = (1 - share[:, None, None]) * 10 ** (batch / 10) + share[:, None, None] * 10 ** (other / 10)
+    torch.testing.assert_close(mixed, 10 * torch.log10(power))
+    assert torch.all(mixed <= torch.maximum(batch, other) + 1e-4)
+
+
+@pytest.mark.parametrize("kind", ["pitch_p", "stretch_p", "mix_p"])
+def test_each_style_augmentation_fires_with_its_probability(kind: str) -> None:
+    batch = log_mel(400, frames=16)
+    never = style_augment(batch, AugmentSettings(), seeded())
+    assert never is batch  # off by default: no draw, no change
+    settings = AugmentSettings(**{kind: 0.5})
+    changed = (style_augment(batch, settings, seeded()) - batch).abs().amax(dim=(1, 2)) > 1e-4
+    assert 0.35 < changed.float().mean() < 0.65
+    view = Augmenter(AugmentSettings(per_view=0, **{kind: 1.0}))(batch, seeded())
+    assert view.shape == batch.shape and not torch.equal(view, batch)

@@ -88,3 +88,17 @@ def test_contrastive_model_returns_embedding_and_projection() -> None:
     assert z.shape == (4, TINY.projection_dim)
     model.eval()
     torch.testing.assert_close(model(log_mel(size=4))[0], model.encoder(log_mel(size=4)))
+
+
+@pytest.mark.parametrize(("pooling", "levels", "dim"), [("meanmax", 2, 48), ("meanstd", 1, 64), ("meanstd", 2, 96)])
+def test_pooling_variants_set_the_embedding_size_and_rebuild_from_their_settings(
+    pooling: str, levels: int, dim: int
+) -> None:
+    settings = ModelSettings(channels=(8, 16, 32), pooling=pooling, levels=levels)
+    assert settings.embedding_dim == dim
+    encoder = Encoder(settings).eval()
+    batch = torch.randn(3, 40, 50)
+    assert encoder(batch).shape == (3, dim)
+    again = Encoder(ModelSettings.model_validate(settings.model_dump(mode="json"))).eval()
+    again.load_state_dict(encoder.state_dict())
+    torch.testing.assert_close(again(batch), encoder(batch))

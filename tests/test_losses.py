@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from musimilar.losses import contrastive_loss, info_nce, nt_xent, supcon
+from musimilar.losses import contrastive_loss, dcl, info_nce, multi_view_supcon, nt_xent, supcon
 
 TEMPERATURE = 0.2
 
@@ -130,3 +130,51 @@ def test_rows_of_anchor_slices_average_to_the_whole_loss(name: str) -> None:
         for part in parts
     )
     torch.testing.assert_close(weighted, whole)
+
+
+def reference_dcl(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> float:
+    views = list(z1) + list(z2)
+    size, total = len(z1), 0.0
+    for i, anchor in enumerate(views):
+        pair_index = (i + size) % (2 * size)
+        negatives = [other for k, other in enumerate(views) if k not in (i, pair_index)]
+        denominator = sum(math.exp(cosine(anchor, other) / temperature) for other in negatives)
+        total += -cosine(anchor, views[pair_index]) / temperature + math.log(denominator)
+    return total / len(views)
+
+
+def test_dcl_matches_the_reference_and_is_dispatched() -> None:
+    z1, z2 = pair()
+    assert dcl(z1, z2, TEMPERATURE).item() == pytest.approx(reference_dcl(z1, z2, TEMPERATURE), rel=1e-9)
+    torch.testing.assert_close(contrastive_loss("dcl", z1, z2, TEMPERATURE), dcl(z1, z2, TEMPERATURE))
+    assert dcl(z1, z2, TEMPERATURE) < nt_xent(z1, z2, TEMPERATURE)  # the positive leaves the denominator
+
+
+def reference_multi_view_supcon(views: list[torch.Tensor], labels: list[int], temperature: float) -> float:
+    total = 0.0
+    for i, anchor in enumerate(views):
+        others = [k for k in range(len(views)) if k != i]
+        denominator = sum(math.exp(cosine(anchor, views[k]) / temperature) for k in others)
+        positives = [p for p in others if labels[p] == labels[i]]
+        total += -sum(
+            math.log(math.exp(cosine(anchor, views[p]) / temperature) / denominator) for p in positives
+        ) / len(positives)
+    return total / len(views)
+
+
+def test_multi_view_supcon_matches_the_reference_with_three_crops_per_track() -> None:
+    z1, z2 = pair()
+    z3 = z1 - 0.3 * z2
+    tracks = torch.arange(len(z1))
+    z, labels = torch.cat([z1, z2, z3]), tracks.repeat(3)
+    expected = reference_multi_view_supcon(list(z), labels.tolist(), TEMPERATURE)
+    assert multi_view_supcon(z, labels, TEMPERATURE).item() == pytest.approx(expected, rel=1e-9)
+
+
+def test_multi_view_supcon_with_two_views_is_supcon_and_nt_xent() -> None:
+    z1, z2 = pair()
+    labels = torch.tensor([0, 1, 0, 2, 3, 1])
+    two = multi_view_supcon(torch.cat([z1, z2]), labels.repeat(2), TEMPERATURE)
+    torch.testing.assert_close(two, supcon(z1, z2, labels, TEMPERATURE))
+    distinct = multi_view_supcon(torch.cat([z1, z2]), torch.arange(6).repeat(2), TEMPERATURE)
+    torch.testing.assert_close(distinct, nt_xent(z1, z2, TEMPERATURE))

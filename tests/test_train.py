@@ -127,3 +127,62 @@ def test_supcon_uses_folder_labels(converted_home: Home, tmp_path: Path) -> None
     home = copy_home(converted_home, tmp_path / "home")
     report = train(home, load_settings(flags={**FAST, "train.epochs": 1, "train.loss": "supcon", "train.by": "folder"}))
     assert np.isfinite(report.history[-1]["train_loss"])
+
+
+def open_ended(**changes: object) -> dict:
+    """FAST without an epoch count: the run stops by itself."""
+    flags = {key: value for key, value in FAST.items() if key != "train.epochs"}
+    return {**flags, "train.min_steps": 4, "train.patience": 2, "train.ceiling_epochs": 12, **changes}
+
+
+def test_open_ended_run_stops_on_a_plateau_or_the_ceiling_and_keeps_the_best_epoch(
+    converted_home: Home, tmp_path: Path
+) -> None:
+    home = copy_home(converted_home, tmp_path / "home")
+    messages: list[str] = []
+    report = train(home, load_settings(flags=open_ended()), notify=messages.append)
+    assert report.stopped in ("no longer improving", "ceiling")
+    assert any(m.startswith("expected duration: at most") for m in messages)
+    scores = [record["val_segment_top1"] for record in report.history]
+    kept = read_model_file(home.current_model_path)["training"]["val_segment_top1"]
+    assert kept == max(scores)
+    if report.stopped == "no longer improving":
+        assert any("has not improved for 2 epochs" in m for m in messages)
+
+
+def test_without_validation_the_ceiling_is_the_minimum_steps(converted_home: Home, tmp_path: Path) -> None:
+    home = copy_home(converted_home, tmp_path / "home")
+    report = train(home, load_settings(flags=open_ended(**{"train.val_fraction": 0.0, "train.min_steps": 5})))
+    assert report.stopped == "ceiling" and report.steps == 5
+
+
+def test_a_finished_run_continues_with_more_epochs_or_minutes(converted_home: Home, tmp_path: Path) -> None:
+    home = copy_home(converted_home, tmp_path / "home")
+    first = train(home, load_settings(flags=FAST))
+    with pytest.raises(NotReadyError, match=r"finished \(completed\).*--resume --minutes M"):
+        train(home, load_settings(flags={**FAST, "train.epochs": None}), resume=True)
+    with pytest.raises(NotReadyError, match="--epochs must be above that"):
+        train(home, load_settings(flags=FAST), resume=True)
+    more = train(home, load_settings(flags={**FAST, "train.epochs": 3}), resume=True)
+    assert (more.epochs, more.stopped) == (3, "completed")
+    assert more.steps == first.steps * 3 // 2
+    extended = train(home, load_settings(flags={**FAST, "train.epochs": None, "train.minutes": 0.02}), resume=True)
+    assert extended.stopped == "time budget" and extended.epochs >= 4
+
+
+def test_multi_crop_trains_several_crops_of_each_track(converted_home: Home, tmp_path: Path) -> None:
+    home = copy_home(converted_home, tmp_path / "home")
+    report = train(home, load_settings(flags={**FAST, "train.epochs": 1, "train.views_per_track": 3}))
+    assert report.stopped == "completed" and np.isfinite(report.history[-1]["train_loss"])
+
+
+def test_plan_draws_one_start_per_view_and_each_track_once_per_batch() -> None:
+    from musimilar.batches import plan_epoch
+
+    frames = np.array([100, 50, 10, 300, 80])
+    plan = plan_epoch(frames, 20, 2, 3, torch.Generator().manual_seed(0), views=4)
+    assert all(p.starts.shape == (len(p.rows), 4) for p in plan)
+    assert all(len(set(p.rows.tolist())) == len(p.rows) for p in plan)
+    for planned in plan:
+        room = np.maximum(frames[planned.rows] - 20, 0)
+        assert np.all((planned.starts >= 0) & (planned.starts <= room[:, None]))

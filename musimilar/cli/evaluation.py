@@ -103,6 +103,25 @@ def _print_evaluation(report: Any) -> None:
             values += [report.control["model"].get(key), report.control["baseline"].get(key)]
         table.add_row(name.format(k=report.k), *(_figure(value) for value in values))
     render.data().print(table)
+    if report.raw is not None:
+        _print_post_processing(report)
+    for space, figures in report.hubness.items():
+        render.data().print(
+            f"hubness ({space}): the most frequent neighbour is in {figures['top_hub_share']:.1%} of the top-"
+            f"{report.k} lists; k-occurrence skewness {figures['k_occurrence_skewness']:.2f}"
+        )
+
+
+def _print_post_processing(report: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="with and without the retrieval post-processing (whitening, CSLS)", title_justify="left")
+    for column in ("figure", "with", "without"):
+        table.add_column(column, justify="right" if column != "figure" else "left")
+    for key, name in FIGURE_NAMES.items():
+        if key in report.raw:
+            table.add_row(name.format(k=report.k), _figure(report.model[key]), _figure(report.raw[key]))
+    render.data().print(table)
 
 
 def _figure(value: float | None) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from pathlib import Path
@@ -57,8 +56,6 @@ def push(
     the server (the rest are pushed), 6 when the server cannot be reached, 7 when it refuses the user.
     """
     from musimilar.playlists import read_m3u
-    from musimilar.subsonic import SubsonicClient
-    from musimilar.subsonic_push import PathMapping, push_playlist
 
     library = open_library(home, config, create=from_playlist is not None)
     settings = library.settings.subsonic.model_copy(
@@ -87,9 +84,7 @@ def push(
             read_seen(seen),
             diversity_of(exclude_same_album, max_per_artist, max_per_album),
         )
-    client = SubsonicClient(settings.url, settings.user, _password(), settings.timeout)
-    mapping = PathMapping(Path(settings.library_root) if settings.library_root else None, settings.server_root)
-    report = push_playlist(client, name, paths, mapping, _cache_file(library, settings), render.message)
+    report = library.push_playlist(name, paths, _password(), settings, render.message)
     render.message(
         f"playlist {name!r}: {report.pushed} tracks on {settings.url}"
         + (f" (replaced {report.replaced})" if report.replaced else "")
@@ -123,9 +118,3 @@ def _password() -> str:
     if not sys.stdin.isatty():
         raise SettingsError(f"set {PASSWORD_VARIABLE}: there is no terminal to ask for the server's password on")
     return typer.prompt("Subsonic password", hide_input=True)
-
-
-def _cache_file(library: Any, settings: Any) -> Path:
-    """The song id map of this server and user, kept in the library home."""
-    key = hashlib.sha1(f"{settings.url}\n{settings.user}".encode()).hexdigest()[:12]
-    return library.home.root / "players" / f"subsonic-{key}.json"

@@ -19,7 +19,9 @@ from musimilar.cli.options import (
 )
 from musimilar.errors import EXIT_PARTIAL
 
-EpochsOption = Annotated[Optional[int], typer.Option(help="Passes over the library.", show_default=False)]
+EpochsOption = Annotated[
+    Optional[int], typer.Option(help="Passes over the library (default: until it stops improving).", show_default=False)
+]
 BatchOption = Annotated[Optional[int], typer.Option(help="Pairs per step.", show_default=False)]
 LrOption = Annotated[Optional[float], typer.Option(help="Peak learning rate (AdamW).", show_default=False)]
 LossOption = Annotated[Optional[str], typer.Option(help="ntxent, infonce or supcon.", show_default=False)]
@@ -37,7 +39,10 @@ SeedOption = Annotated[Optional[int], typer.Option(help="Random seed.", show_def
 CompileOption = Annotated[
     Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the model.", show_default=False)
 ]
-ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue the last interrupted run.")]
+ResumeOption = Annotated[
+    bool,
+    typer.Option("--resume", help="Continue the last interrupted run, or a finished one with --minutes or --epochs."),
+]
 IndexOption = Annotated[bool, typer.Option("--index/--no-index", help="Embed and index the library afterwards.")]
 HeadOption = Annotated[
     Optional[str],

@@ -1,0 +1,163 @@
+"""Ablations on the development set: each change alone, then the winners together, through the user's path.
+
+    python bench/ablations.py --devset DIR --minutes 30 [--only NAME ...] [--combined NAME,NAME] [--tracks N]
+
+Every row trains a model through `Library.train` (what `musimilar train DEVSET/audio --minutes M` runs) in its
+own home under --homes, with one setting changed from the defaults (the settings are printed), then scores it
+with bench/quality.py's figures. Post-processing rows (whitening, CSLS) need no training: they refit the
+default row's embeddings. Standard errors: over tracks for label precision@10 (the spread of the per-track
+precision / sqrt(n)) and binomial for kNN@10 accuracy. Decide on the "tune" labels; "held-out" is reported beside.
+--tracks N trains on every k-th track only (a quick check that the script works, not a figure to report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import quality  # noqa: E402  (bench/quality.py: the same figures, not a copy)
+
+from musimilar import metrics  # noqa: E402
+from musimilar.catalog import Catalog  # noqa: E402
+from musimilar.embeddings import fit_post, load_embeddings  # noqa: E402
+from musimilar.library import Library  # noqa: E402
+from musimilar.postprocess import csls_neighbours, unit_rows  # noqa: E402
+from musimilar.settings import load_settings  # noqa: E402
+
+TRAINED: dict[str, dict[str, object]] = {
+    "default": {},
+    "pitch shift": {"augment.pitch_p": 0.5},
+    "time stretch": {"augment.stretch_p": 0.5},
+    "mix in a track": {"augment.mix_p": 0.5},
+    "mean+std pooling": {"model.pooling": "meanstd"},
+    "last two blocks": {"model.levels": 2},
+    "DCL loss": {"train.loss": "dcl"},
+}
+POST_PROCESSED: dict[str, dict[str, object]] = {  # each against the default post-processing (docs/quality.md)
+    "no post-processing": {"retrieval.whiten": False, "retrieval.csls_k": 0},
+    "no whitening": {"retrieval.whiten": False},
+    "no CSLS": {"retrieval.csls_k": 0},
+    "whitening 64-d": {"retrieval.whiten_dim": 64},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--devset", type=Path, required=True)
+    parser.add_argument("--homes", type=Path, default=Path(".bench/ablations"))
+    parser.add_argument("--minutes", type=float, default=30.0, help="training budget of each row (wall minutes)")
+    parser.add_argument("--only", action="append", default=[], help="run only these rows (repeatable)")
+    parser.add_argument("--combined", default="", help="comma-separated rows whose settings make the last row")
+    parser.add_argument("--tracks", type=int, default=0, help="train on this many tracks only (a quick check)")
+    args = parser.parse_args()
+
+    devset = subset_devset(args.devset, args.tracks, args.homes / "devset") if args.tracks else args.devset
+    paths, labels = quality.read_manifest(devset)
+    rows = {name: flags for name, flags in TRAINED.items() if not args.only or name in args.only}
+    if args.combined:
+        chosen = [name.strip() for name in args.combined.split(",")]
+        rows["all winners combined"] = {k: v for name in chosen for k, v in {**TRAINED, **POST_PROCESSED}[name].items()}
+    results = {}
+    for name, flags in rows.items():
+        home = args.homes / name.replace(" ", "-").replace("+", "")
+        settings = {"train.minutes": args.minutes, **flags}
+        print(f"{name}: {json.dumps(settings)}", flush=True)
+        started = time.perf_counter()
+        with Library.open(home.resolve(), flags=settings) as library:
+            report = library.train([devset / "audio"]).train
+        seconds = time.perf_counter() - started
+        print(f"  {report.epochs} epochs, {report.steps} steps, {report.stopped}, {seconds:.0f} s", flush=True)
+        results[name] = figures_with_errors(home.resolve(), paths, labels)
+    if "default" in results:
+        for name, flags in POST_PROCESSED.items():
+            if not args.only or name in args.only:
+                print(f"{name}: {json.dumps(flags)} (refitted to the default row's embeddings)", flush=True)
+                results[name] = figures_with_errors(args.homes.resolve() / "default", paths, labels, flags)
+    print_table(results)
+
+
+def subset_devset(devset: Path, count: int, destination: Path) -> Path:
+    """Every k-th track of the manifest, copied, as a small development set (copies, not links: the catalog and
+    quality.read_manifest must name the same files)."""
+    with open(devset / "manifest.csv", newline="") as stream:
+        manifest = list(csv.DictReader(stream))
+    step = max(1, len(manifest) // count)
+    kept = manifest[::step][:count]
+    for row in kept:
+        copy = destination / row["path"]
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        if not copy.exists():
+            shutil.copyfile(devset / row["path"], copy)
+    with open(destination / "manifest.csv", "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(manifest[0]))
+        writer.writeheader()
+        writer.writerows(kept)
+    return destination
+
+
+def figures_with_errors(
+    home: Path, paths: list[Path], labels: np.ndarray, post_flags: dict[str, object] | None = None
+) -> dict[str, tuple[float, float]]:
+    """{figure: (value, standard error)} of the home's model: p@10 and kNN@10 on tune and held-out labels, and
+    segment top-1 (quality.score's, no error given). `post_flags` refits the post-processing first."""
+    library = Library.open(home)
+    table = load_embeddings(library.home.embeddings_dir)
+    if post_flags is not None:
+        table = fit_post(table, load_settings(flags=post_flags, environ={}).retrieval)
+    searched = table.post_processed()
+    with Catalog(library.home.catalog_path) as catalog:
+        ids = [catalog.track_by_path(path.resolve()).id for path in paths]
+    rows = searched.rows_of(ids)
+    vectors = np.asarray(searched.vectors[rows])
+    radius = table.post.radius[rows] if table.post is not None and table.post.radius is not None else None
+    names = sorted(set(labels))
+    held_out = np.isin(labels, names[2::3])
+    figures: dict[str, tuple[float, float]] = {}
+    for subset, mask in (("tune", ~held_out), ("held-out", held_out)):
+        precision, correct = per_track(vectors[mask], labels[mask], None if radius is None else radius[mask])
+        figures[f"p@10 {subset}"] = (precision.mean(), precision.std(ddof=1) / np.sqrt(len(precision)))
+        accuracy = correct.mean()
+        figures[f"kNN {subset}"] = (accuracy, np.sqrt(accuracy * (1 - accuracy) / len(correct)))
+    if post_flags is None:
+        segment = quality.score(library.home, paths, labels)["model"].get("segment top-1")
+        figures["segment top-1"] = (segment, float("nan"))
+    library.close()
+    return figures
+
+
+def per_track(vectors: np.ndarray, labels: np.ndarray, radius: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Each track's precision@10 and whether its kNN@10 vote is right (cosine ranking, or CSLS with `radius`)."""
+    codes, _ = metrics.encode_labels(labels)
+    k = min(quality.K, len(codes) - 1)
+    if radius is None:
+        indices, sims = metrics.cosine_neighbours(vectors, k)
+    else:
+        indices, sims = csls_neighbours(unit_rows(vectors), radius, k)
+    precision = (codes[indices] == codes[:, None]).mean(axis=1)
+    scores = metrics.weighted_vote(codes[indices], sims, int(codes.max()) + 1)
+    correct = metrics.vote_winner(scores, codes[indices]) == codes
+    return precision, correct
+
+
+def print_table(results: dict[str, dict[str, tuple[float, float]]]) -> None:
+    columns = ["p@10 tune", "p@10 held-out", "kNN tune", "kNN held-out", "segment top-1"]
+    print(f"{'':24}" + "".join(f"{c:>18}" for c in columns))
+    for name, row in results.items():
+        cells = []
+        for column in columns:
+            value, error = row.get(column, (float("nan"), float("nan")))
+            cells.append(f"{value:.3f} ± {error:.3f}" if error == error else f"{value:.3f}")
+        print(f"{name:24}" + "".join(f"{cell:>18}" for cell in cells))
+
+
+if __name__ == "__main__":
+    main()
