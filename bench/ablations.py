@@ -1,12 +1,16 @@
 """Ablations on the development set: each change alone, then the winners together, through the user's path.
 
-    python bench/ablations.py --devset DIR --minutes 30 [--only NAME ...] [--combined NAME,NAME] [--tracks N]
+    python bench/ablations.py --devset DIR (--minutes 30 | --epochs 15) [--only NAME ...] [--combined NAME,NAME]
+                              [--converted HOME] [--tracks N]
 
 Every row trains a model through `Library.train` (what `musimilar train DEVSET/audio --minutes M` runs) in its
 own home under --homes, with one setting changed from the defaults (the settings are printed), then scores it
 with bench/quality.py's figures. Post-processing rows (whitening, CSLS) need no training: they refit the
 default row's embeddings. Standard errors: over tracks for label precision@10 (the spread of the per-track
 precision / sqrt(n)) and binomial for kNN@10 accuracy. Decide on the "tune" labels; "held-out" is reported beside.
+--epochs N gives every row the same number of passes instead of the same wall time: the figures then do not
+depend on what else the machine runs, and each row's seconds are printed beside (multi-crop costs more a step).
+--converted HOME copies that home's catalog and log-mel cache into each row's home, so the set is decoded once.
 --tracks N trains on every k-th track only (a quick check that the script works, not a figure to report).
 """
 
@@ -41,6 +45,7 @@ TRAINED: dict[str, dict[str, object]] = {
     "mean+std pooling": {"model.pooling": "meanstd"},
     "last two blocks": {"model.levels": 2},
     "DCL loss": {"train.loss": "dcl"},
+    "multi-crop, 4 views": {"train.views_per_track": 4},
 }
 POST_PROCESSED: dict[str, dict[str, object]] = {  # each against the default post-processing (docs/quality.md)
     "no post-processing": {"retrieval.whiten": False, "retrieval.csls_k": 0},
@@ -55,6 +60,8 @@ def main() -> None:
     parser.add_argument("--devset", type=Path, required=True)
     parser.add_argument("--homes", type=Path, default=Path(".bench/ablations"))
     parser.add_argument("--minutes", type=float, default=30.0, help="training budget of each row (wall minutes)")
+    parser.add_argument("--epochs", type=int, default=0, help="train each row this many epochs instead (no budget)")
+    parser.add_argument("--converted", type=Path, help="a home that already converted the set: its cache is copied")
     parser.add_argument("--only", action="append", default=[], help="run only these rows (repeatable)")
     parser.add_argument("--combined", default="", help="comma-separated rows whose settings make the last row")
     parser.add_argument("--tracks", type=int, default=0, help="train on this many tracks only (a quick check)")
@@ -69,20 +76,31 @@ def main() -> None:
     results = {}
     for name, flags in rows.items():
         home = args.homes / name.replace(" ", "-").replace("+", "")
-        settings = {"train.minutes": args.minutes, **flags}
+        budget = {"train.epochs": args.epochs} if args.epochs else {"train.minutes": args.minutes}
+        settings = {**budget, **flags}
         print(f"{name}: {json.dumps(settings)}", flush=True)
+        if args.converted and not home.exists():
+            copy_converted(args.converted, home)
         started = time.perf_counter()
         with Library.open(home.resolve(), flags=settings) as library:
             report = library.train([devset / "audio"]).train
         seconds = time.perf_counter() - started
         print(f"  {report.epochs} epochs, {report.steps} steps, {report.stopped}, {seconds:.0f} s", flush=True)
         results[name] = figures_with_errors(home.resolve(), paths, labels)
+        print_table({name: results[name]}, flush=True)
     if "default" in results:
         for name, flags in POST_PROCESSED.items():
             if not args.only or name in args.only:
                 print(f"{name}: {json.dumps(flags)} (refitted to the default row's embeddings)", flush=True)
                 results[name] = figures_with_errors(args.homes.resolve() / "default", paths, labels, flags)
     print_table(results)
+
+
+def copy_converted(source: Path, home: Path) -> None:
+    """The catalog and log-mel cache of a home that converted the set, nothing it trained."""
+    home.mkdir(parents=True)
+    shutil.copyfile(source / "catalog.sqlite", home / "catalog.sqlite")
+    shutil.copytree(source / "cache", home / "cache")
 
 
 def subset_devset(devset: Path, count: int, destination: Path) -> Path:
@@ -122,7 +140,7 @@ def figures_with_errors(
     names = sorted(set(labels))
     held_out = np.isin(labels, names[2::3])
     figures: dict[str, tuple[float, float]] = {}
-    for subset, mask in (("tune", ~held_out), ("held-out", held_out)):
+    for subset, mask in (("all", np.ones_like(held_out)), ("tune", ~held_out), ("held-out", held_out)):
         precision, correct = per_track(vectors[mask], labels[mask], None if radius is None else radius[mask])
         figures[f"p@10 {subset}"] = (precision.mean(), precision.std(ddof=1) / np.sqrt(len(precision)))
         accuracy = correct.mean()
@@ -148,15 +166,15 @@ def per_track(vectors: np.ndarray, labels: np.ndarray, radius: np.ndarray | None
     return precision, correct
 
 
-def print_table(results: dict[str, dict[str, tuple[float, float]]]) -> None:
-    columns = ["p@10 tune", "p@10 held-out", "kNN tune", "kNN held-out", "segment top-1"]
-    print(f"{'':24}" + "".join(f"{c:>18}" for c in columns))
+def print_table(results: dict[str, dict[str, tuple[float, float]]], flush: bool = False) -> None:
+    columns = ["p@10 all", "kNN all", "p@10 tune", "p@10 held-out", "kNN tune", "kNN held-out", "segment top-1"]
+    print(f"{'':24}" + "".join(f"{c:>16}" for c in columns))
     for name, row in results.items():
         cells = []
         for column in columns:
             value, error = row.get(column, (float("nan"), float("nan")))
             cells.append(f"{value:.3f} ± {error:.3f}" if error == error else f"{value:.3f}")
-        print(f"{name:24}" + "".join(f"{cell:>18}" for cell in cells))
+        print(f"{name:24}" + "".join(f"{cell:>16}" for cell in cells), flush=flush)
 
 
 if __name__ == "__main__":
