@@ -1,6 +1,7 @@
 """Pretrained MusiCNN (musicnn 0.1.0) as a similarity baseline on the labelled development set.
 
     ~/musicnn-venv/bin/python bench/musicnn_baseline.py [--devset ~/.cache/musimilar-devset] [--cache ~/.cache/musicnn]
+                                                        [--middle-only]
 
 Standalone: runs in its own environment (musicnn, tensorflow-cpu 2.15, librosa; see docs/quality-musicnn.md)
 and does not import musimilar. For each track, two excerpts: the middle 30 s (as the reference baselines in
@@ -10,9 +11,10 @@ non-overlapping patches); track vectors are the mean over patches of (a) the tag
 (b) 'penultimate' (200-unit dense layer), (c) 'max_pool' (753 dims). Each set of vectors is z-scored per
 dimension across tracks (dead, constant dimensions become 0; 'dims' counts those used), then compared by cosine.
 Figures: label precision@10 and leave-one-out kNN@10 accuracy (similarity-weighted vote, query excluded), over
-all 128 tracks; chance is the expected precision@10 of random neighbours.
+all tracks of the set; chance is the expected precision@10 of random neighbours.
 
-Per-patch outputs are cached under --cache, one .npz per track, model and excerpt.
+Per-patch outputs are cached under --cache, one .npz per track, model and excerpt. --middle-only decodes and scores
+the middle 30 s excerpt alone (the whole tracks cost about five times as much on the 303-track set).
 """
 
 from __future__ import annotations
@@ -146,13 +148,24 @@ class Tagger:
         return {name: np.concatenate([p[name] for p in parts]) for name in self.outputs}
 
 
-def excerpts(audio: np.ndarray, sr: int) -> dict[str, np.ndarray]:
+def load_audio(path: Path, sr: int, middle_only: bool) -> np.ndarray:
+    """As musicnn: librosa, mono at `sr`; with `middle_only`, only the middle 30 s is decoded."""
+    import librosa
+
+    if not middle_only:
+        return librosa.load(str(path), sr=sr)[0]
+    offset = max(0.0, librosa.get_duration(path=str(path)) / 2 - MIDDLE_SECONDS / 2)
+    return librosa.load(str(path), sr=sr, offset=offset, duration=MIDDLE_SECONDS)[0]
+
+
+def cut_excerpts(audio: np.ndarray, sr: int, wanted: tuple[str, ...]) -> dict[str, np.ndarray]:
     duration = len(audio) / sr
     start = int(max(0.0, duration / 2 - MIDDLE_SECONDS / 2) * sr)
-    return {
+    cuts = {
         "middle 30 s": audio[start : start + int(MIDDLE_SECONDS * sr)],
         "whole (≤10 min)": audio[: int(WHOLE_SECONDS * sr)],
     }
+    return {name: cuts[name] for name in wanted}
 
 
 def cache_file(cache: Path, model: str, excerpt: str, path: str) -> Path:
@@ -160,20 +173,22 @@ def cache_file(cache: Path, model: str, excerpt: str, path: str) -> Path:
     return cache / model / ("middle30" if excerpt.startswith("middle") else "whole600") / f"{key}.npz"
 
 
-def extract_all(devset: Path, paths: list[str], cache: Path) -> dict[tuple[str, str], list[dict[str, np.ndarray]]]:
+def extract_all(
+    devset: Path, paths: list[str], cache: Path, excerpts: tuple[str, ...] = EXCERPTS
+) -> dict[tuple[str, str], list[dict[str, np.ndarray]]]:
     """{(model, excerpt): per track {'taggram' [P, 50], 'penultimate' [P, 200], 'max_pool' [P, 753]}}."""
     import librosa
     from musicnn import configuration as config
 
     n_frames = librosa.time_to_frames(3, sr=config.SR, n_fft=config.FFT_SIZE, hop_length=config.FFT_HOP) + 1
     taggers: dict[str, Tagger] = {}
-    results = {(m, e): [] for m in MODELS for e in EXCERPTS}
+    results = {(m, e): [] for m in MODELS for e in excerpts}
     started = time.perf_counter()
     for number, path in enumerate(paths, 1):
-        files = {(m, e): cache_file(cache, m, e, path) for m in MODELS for e in EXCERPTS}
+        files = {(m, e): cache_file(cache, m, e, path) for m in MODELS for e in excerpts}
         if not all(f.is_file() for f in files.values()):
-            audio, _ = librosa.load(str(devset / path), sr=config.SR)  # as musicnn: librosa, 16 kHz mono
-            for excerpt, clip in excerpts(audio, config.SR).items():
+            audio = load_audio(devset / path, config.SR, middle_only=excerpts == EXCERPTS[:1])
+            for excerpt, clip in cut_excerpts(audio, config.SR, excerpts).items():
                 batch = patches(log_mel(clip, config), n_frames)
                 for model in MODELS:
                     if not files[model, excerpt].is_file():
@@ -224,18 +239,22 @@ def main() -> None:
     parser.add_argument(
         "--check", action="store_true", help="also run musicnn's own extractor on the shortest track and compare"
     )
+    parser.add_argument(
+        "--middle-only", action="store_true", help="only the middle 30 s excerpt (the whole tracks cost 5x more)"
+    )
     args = parser.parse_args()
+    excerpts = EXCERPTS[:1] if args.middle_only else EXCERPTS
 
     with open(args.devset / "manifest.csv", newline="") as stream:
         rows = list(csv.DictReader(stream))
     paths = [row["path"] for row in rows]
     labels = np.array([row["label"] for row in rows])
-    features = extract_all(args.devset, paths, args.cache)
+    features = extract_all(args.devset, paths, args.cache, excerpts)
 
     print(f"{len(labels)} tracks, {len(set(labels))} labels; z-scored per dimension, cosine, query left out")
     print(f"{'model':12} {'excerpt':16} {'representation':17} {'dims':>7} {'p@10':>6} {'kNN@10':>7}")
     for model in MODELS:
-        for excerpt in EXCERPTS:
+        for excerpt in excerpts:
             for name in REPRESENTATIONS:
                 vectors = np.stack([track[name].mean(axis=0) for track in features[model, excerpt]])
                 standard = standardise(vectors)
@@ -247,7 +266,7 @@ def main() -> None:
                 )
     print(f"{'chance':12} {'':16} {'':17} {'':7} {chance_precision(labels):6.3f}")
 
-    if args.check:
+    if args.check and not args.middle_only:
         shortest = min(paths, key=lambda p: len(features[MODELS[0], EXCERPTS[1]][paths.index(p)]["taggram"]))
         check_against_package(args.devset, shortest, args.cache)
 
