@@ -19,6 +19,7 @@ from musimilar import __version__
 from musimilar.encoder import Encoder
 from musimilar.errors import CheckpointError
 from musimilar.home import Home, atomic_path
+from musimilar.model_card import write_card
 from musimilar.settings import AudioSettings, EmbedSettings, MelSettings, ModelSettings, Settings
 
 FORMAT = "musimilar-model"
@@ -75,6 +76,7 @@ def save_model(
     }
     with atomic_path(path) as temp:
         torch.save(payload, temp)
+    write_card(path, fingerprint)
     return fingerprint
 
 
@@ -122,6 +124,7 @@ def add_head(path: Path, by: str, head: dict[str, Any]) -> None:
     payload["heads"] = {**payload.get("heads", {}), by: head}
     with atomic_path(path) as temp:
         torch.save(payload, temp)
+    write_card(path, payload["fingerprint"])
 
 
 EPOCH_MODEL_FILE = "last-epoch.pt"

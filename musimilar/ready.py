@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,7 +19,13 @@ from musimilar.errors import MusimilarError, NotReadyError
 from musimilar.home import Home
 from musimilar.index import MANIFEST_NAME as INDEX_MANIFEST
 from musimilar.index import Searcher, open_searcher
+from musimilar.model_card import card_fingerprint
 from musimilar.settings import IndexSettings
+
+if TYPE_CHECKING:
+    import torch
+
+    from musimilar.checkpoint import LoadedModel
 
 REMEDY_EMBED = "run `musimilar embed` (or `musimilar train DIR`, which ends with it)"
 
@@ -48,17 +55,17 @@ class ReadyHome:
     """The model, the live embeddings and the search structure of a home, so that many queries share one start-up."""
 
     def __init__(self, home: Home, index: IndexSettings, exact: bool = False, device: str = "cpu") -> None:
-        from musimilar.devices import pick_device
-        from musimilar.embed import open_model
-
         self.home = home
         self.disk_state = disk_state(home)
-        self.device = pick_device(device)
-        self.model = open_model(home, None, self.device)
+        self._device_name = device
+        self._device: torch.device | None = None
+        self._model: LoadedModel | None = None
+        if not home.current_model_path.is_file():
+            raise NotReadyError(f"{home.root}: no trained model yet (run `musimilar train DIR`)")
         table = load_embeddings(home.embeddings_dir)
         if table is None or len(table) == 0:
             raise NotReadyError(f"{home.root}: no embeddings yet: {REMEDY_EMBED}")
-        if table.model_fingerprint != self.model.fingerprint:
+        if table.model_fingerprint != self.model_fingerprint():
             raise NotReadyError(f"{home.root}: the embeddings were made with another model: {REMEDY_EMBED}")
         # The web server reads from its worker threads; SQLite serialises the reads on one connection.
         self.catalog = Catalog(home.catalog_path, check_same_thread=False)
@@ -67,6 +74,27 @@ class ReadyHome:
         self.raw_table: EmbeddingTable = live
         self.table: EmbeddingTable = live.post_processed()
         self.searcher: Searcher = open_searcher(self.table, home.index_dir, index, force_exact=exact)
+
+    def model_fingerprint(self) -> str:
+        """The current model's fingerprint, from its card when it has one (no torch needed), else from the model."""
+        return card_fingerprint(self.home.current_model_path) or self.model.fingerprint
+
+    @property
+    def model(self) -> LoadedModel:
+        """The current model, loaded on first use: queries that name library tracks never need it."""
+        if self._model is None:
+            from musimilar.embed import open_model
+
+            self._model = open_model(self.home, None, self.device)
+        return self._model
+
+    @property
+    def device(self) -> torch.device:
+        if self._device is None:
+            from musimilar.devices import pick_device
+
+            self._device = pick_device(self._device_name)
+        return self._device
 
     def close(self) -> None:
         self.catalog.close()
