@@ -31,7 +31,7 @@ from musimilar.embed import embedding_crop_frames, encode_crops, open_model, tra
 from musimilar.embeddings import load_embeddings
 from musimilar.home import Home
 from musimilar.library import Library
-from musimilar.mel import frames_per_second
+from musimilar.frames import frames_per_second
 from musimilar.settings import load_settings
 
 SEGMENT_SECONDS = 10.0

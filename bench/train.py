@@ -24,7 +24,7 @@ from musimilar.devices import autocast, autocast_dtype, pick_device
 from musimilar.encoder import ContrastiveModel
 from musimilar.library import Library
 from musimilar.losses import nt_xent
-from musimilar.mel import crop_frames
+from musimilar.frames import crop_frames
 from musimilar.synth import write_library
 
 

@@ -76,7 +76,7 @@ def save_model(
     }
     with atomic_path(path) as temp:
         torch.save(payload, temp)
-    write_card(path, fingerprint)
+    write_card(path, payload)
     return fingerprint
 
 
@@ -124,7 +124,7 @@ def add_head(path: Path, by: str, head: dict[str, Any]) -> None:
     payload["heads"] = {**payload.get("heads", {}), by: head}
     with atomic_path(path) as temp:
         torch.save(payload, temp)
-    write_card(path, payload["fingerprint"])
+    write_card(path, payload)
 
 
 EPOCH_MODEL_FILE = "last-epoch.pt"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -12,7 +11,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from musimilar.audio import decode_segments
 from musimilar.cache import CACHE_KEY, CacheReader, cache_directory, fit_frames
 from musimilar.catalog import Catalog, Placement, Track
 from musimilar.checkpoint import LoadedModel, load_model
@@ -27,12 +25,13 @@ from musimilar.embeddings import (
 )
 from musimilar.errors import DecodeError, NotReadyError
 from musimilar.home import Home
-from musimilar.mel import LogMel, crop_frames, preprocessing_fingerprint
+from musimilar.frames import crop_frames
+from musimilar.mel import LogMel, preprocessing_fingerprint
 from musimilar.settings import RetrievalSettings, Settings
+from musimilar.query_crops import CropGroup, crop_starts, decode_query_crops
 from musimilar.shards import in_shard, shard_directory
 
 Progress = Callable[[int, int], None]
-CONTEXT_FRAMES = 2  # hops decoded beyond what a crop's frames need: the resampler's edge stays outside the crop
 
 
 @dataclass
@@ -56,12 +55,6 @@ def embedding_crop_frames(model: LoadedModel) -> int:
     return crop_frames(model.embed.crop_seconds, model.audio, model.mel)
 
 
-def crop_starts(frames: int, crops: int, length: int) -> list[int]:
-    """`crops` starts spread evenly so the crops cover the track from its first to its last frame."""
-    room = max(frames - length, 0)
-    return sorted({round(room * i / max(1, crops - 1)) for i in range(crops)}) if crops > 1 else [room // 2]
-
-
 def track_crops(logmel: np.ndarray, crops: int, length: int) -> np.ndarray:
     """[n_mels, T] -> [crops', n_mels, length]; a track shorter than a crop is repeated to fill it."""
     if logmel.shape[1] < length:
@@ -78,40 +71,20 @@ def encode_crops(model: LoadedModel, crops: torch.Tensor, device: torch.device) 
 
 
 def embed_file(model: LoadedModel, path: Path, device: torch.device | None = None) -> np.ndarray:
-    """The embedding of any audio file, decoding only the crops it needs.
+    """The embedding of any audio file, decoding only the crops it needs (see query_crops)."""
+    return embed_decoded(model, decode_query_crops(path, model.audio, model.mel, model.embed), device)
 
-    The crops are those a library track's embedding takes from its cached log-mel (same starts, same frames), each
-    decoded with a little audio on either side so its log-mel equals the whole track's there: a file embeds the
-    same whether it is in the library or asked about from outside.
-    """
-    from musimilar.audio import kept_window, probe
 
-    hop, rate = model.mel.hop_length, model.audio.sample_rate
-    _, kept = kept_window(probe(path).duration, model.audio.max_seconds)
-    samples = round(kept * rate)  # of the kept part, at the model's rate, as the cache holds it
-    length = embedding_crop_frames(model)
-    context = math.ceil(model.mel.n_fft / 2 / hop) + CONTEXT_FRAMES
-    spans = []  # (first frame decoded, frames decoded, crop start within them)
-    for start in crop_starts(1 + samples // hop, model.embed.crops, length):
-        lead = min(start, context)
-        first = start - lead
-        spans.append((first, min(lead + length + context, -(-(samples - first * hop) // hop)), lead))
+def embed_decoded(model: LoadedModel, groups: list[CropGroup], device: torch.device | None = None) -> np.ndarray:
+    """The embedding of a file from the decoded audio of its crops (query_crops.decode_query_crops)."""
     logmel = _logmel_module(model)
+    length = embedding_crop_frames(model)
     crops = []
-    for frames in sorted({frames for _, frames, _ in spans}):  # one decode for all spans of the same length
-        group = [(first, lead) for first, count, lead in spans if count == frames]
-        seconds = min(frames * hop, samples - group[0][0] * hop) / rate
-        segments = decode_segments(path, model.audio, [first * hop / rate for first, _ in group], seconds)
+    for group in groups:
         with torch.inference_mode():  # one batched log-mel per group: a cold process pays each torch call dearly
-            logmels = logmel(torch.from_numpy(np.stack(_same_length(segments))))  # [G, n_mels, T]
-        crops += [fit_frames(mel[:, lead:], length) for mel, (_, lead) in zip(logmels, group)]
+            logmels = logmel(torch.from_numpy(group.segments))  # [G, n_mels, T]
+        crops += [fit_frames(mel[:, lead:], length) for mel, lead in zip(logmels, group.leads)]
     return encode_crops(model, torch.stack(crops), device or torch.device("cpu"))
-
-
-def _same_length(segments: list[np.ndarray]) -> list[np.ndarray]:
-    """Segments cut to the shortest (a decoder may return a sample more or less of the same span)."""
-    shortest = min(len(segment) for segment in segments)
-    return [segment[:shortest] for segment in segments]
 
 
 _logmel_cache: dict[str, LogMel] = {}

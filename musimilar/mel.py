@@ -93,18 +93,6 @@ def band_groups(filterbank: torch.Tensor, size: int) -> list[tuple[int, int, int
     return groups
 
 
-def frames_per_second(audio: AudioSettings, mel: MelSettings) -> float:
-    return audio.sample_rate / mel.hop_length
-
-
-MIN_CROP_FRAMES = 16  # the shortest crop, whatever the settings (0.37 s at the default rate and hop)
-
-
-def crop_frames(seconds: float, audio: AudioSettings, mel: MelSettings) -> int:
-    """Frames in a crop of `seconds` (for training views and for embedding crops alike)."""
-    return max(MIN_CROP_FRAMES, round(seconds * frames_per_second(audio, mel)))
-
-
 def preprocessing_fingerprint(audio: AudioSettings, mel: MelSettings) -> str:
     """Identifies everything that decides the numbers of a cached log-mel (a changed value invalidates the cache)."""
     from musimilar.audio import RESAMPLER

@@ -1,18 +1,22 @@
 """A model file's fingerprint, readable without torch: a small JSON card beside the file.
 
 Queries for tracks of the library only compare the stored embeddings' fingerprint with the model's: with the card,
-`musimilar recommend 42` never imports torch (seconds saved on a cold command). The card names the model file's
-content hash, so a model file replaced without its card (copied in by hand, or a write interrupted between the two)
-is noticed and the fingerprint read from the model itself.
+`musimilar recommend 42` never imports torch (seconds saved on a cold command). The card also holds the settings
+that shape the model's input, so a query for a file decodes its crops while torch and the model load. The card
+names the model file's content hash, so a model file replaced without its card (copied in by hand, or a write
+interrupted between the two) is noticed and everything read from the model itself.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from musimilar.home import atomic_write_text
+from musimilar.settings import AudioSettings, EmbedSettings, MelSettings
 
 CARD_SUFFIX = ".card.json"
 
@@ -29,18 +33,32 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_card(model_path: Path, fingerprint: str) -> None:
-    """Record the fingerprint of the model file as it is now (call after every write of the file)."""
-    card = {"fingerprint": fingerprint, "file_blake2b": file_digest(model_path)}
+@dataclass(frozen=True)
+class ModelCard:
+    fingerprint: str
+    audio: AudioSettings
+    mel: MelSettings
+    embed: EmbedSettings
+
+
+def write_card(model_path: Path, payload: dict[str, Any]) -> None:
+    """Record the fingerprint and input settings of the model file as it is now (after every write of the file)."""
+    card = {name: payload[name] for name in ("fingerprint", "audio", "mel", "embed")}
+    card["file_blake2b"] = file_digest(model_path)
     atomic_write_text(card_path(model_path), json.dumps(card) + "\n")
 
 
-def card_fingerprint(model_path: Path) -> str | None:
-    """The fingerprint the card gives, or None when there is no card or it describes other file contents."""
+def read_card(model_path: Path) -> ModelCard | None:
+    """The card of the model file, or None when there is none or it describes other file contents."""
     try:
         card = json.loads(card_path(model_path).read_text())
-        if card["file_blake2b"] == file_digest(model_path):
-            return str(card["fingerprint"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return None
+        if card["file_blake2b"] != file_digest(model_path):
+            return None
+        return ModelCard(
+            str(card["fingerprint"]),
+            AudioSettings.model_validate(card["audio"]),
+            MelSettings.model_validate(card["mel"]),
+            EmbedSettings.model_validate(card["embed"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError):  # pydantic's ValidationError is a ValueError
+        return None

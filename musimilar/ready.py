@@ -6,6 +6,7 @@ embeddings are this model's, the index matches them) are made in one place.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ from musimilar.errors import MusimilarError, NotReadyError
 from musimilar.home import Home
 from musimilar.index import MANIFEST_NAME as INDEX_MANIFEST
 from musimilar.index import Searcher, open_searcher
-from musimilar.model_card import card_fingerprint
+from musimilar.model_card import ModelCard, read_card
 from musimilar.settings import IndexSettings
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class ReadyHome:
         self._model: LoadedModel | None = None
         if not home.current_model_path.is_file():
             raise NotReadyError(f"{home.root}: no trained model yet (run `musimilar train DIR`)")
+        self._card: ModelCard | None = read_card(home.current_model_path)
         table = load_embeddings(home.embeddings_dir)
         if table is None or len(table) == 0:
             raise NotReadyError(f"{home.root}: no embeddings yet: {REMEDY_EMBED}")
@@ -77,7 +79,7 @@ class ReadyHome:
 
     def model_fingerprint(self) -> str:
         """The current model's fingerprint, from its card when it has one (no torch needed), else from the model."""
-        return card_fingerprint(self.home.current_model_path) or self.model.fingerprint
+        return self._card.fingerprint if self._card is not None else self.model.fingerprint
 
     @property
     def model(self) -> LoadedModel:
@@ -139,9 +141,18 @@ class ReadyHome:
         return QueryVector(vector, twins | {track.id}, [track], raw)
 
     def _embed_raw(self, path: Path) -> np.ndarray:
-        from musimilar.embed import embed_file
+        from musimilar.embed import embed_decoded
+        from musimilar.query_crops import decode_query_crops
 
-        return embed_file(self.model, path, self.device)
+        card = self._card
+        if self._model is not None or card is None:
+            model = self.model
+            return embed_decoded(model, decode_query_crops(path, model.audio, model.mel, model.embed), self.device)
+        # Cold: decode the crops (C code, outside the GIL) while torch and the model load on this thread.
+        with ThreadPoolExecutor(1, thread_name_prefix="musimilar-decode") as pool:
+            decoding = pool.submit(decode_query_crops, path, card.audio, card.mel, card.embed)
+            model = self.model
+            return embed_decoded(model, decoding.result(), self.device)
 
     def _post(self, raw: np.ndarray) -> np.ndarray:
         """Outside queries go through the post-processing the stored vectors went through."""

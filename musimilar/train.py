@@ -23,7 +23,8 @@ from musimilar.errors import NotReadyError, SettingsError
 from musimilar.home import Home
 from musimilar.labels import label_of
 from musimilar.losses import multi_view_supcon
-from musimilar.mel import crop_frames, preprocessing_fingerprint
+from musimilar.frames import crop_frames
+from musimilar.mel import preprocessing_fingerprint
 from musimilar.resume import ResumePoint, TrainingState, load_resume_point, save_resume_point
 from musimilar.run_length import (
     RunLength,

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from musimilar.mel import LogMel, frames_per_second, preprocessing_fingerprint
+from musimilar.frames import frames_per_second
+from musimilar.mel import LogMel, preprocessing_fingerprint
 from musimilar.settings import AudioSettings, MelSettings
 from musimilar.synth import get_style, synthesise_clip
 

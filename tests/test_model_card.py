@@ -8,10 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from musimilar.library import Library
-from musimilar.model_card import card_fingerprint, card_path
+from musimilar.model_card import card_path, read_card
 
 QUERY_WITHOUT_TORCH = """
 import sys
@@ -34,7 +35,7 @@ def home_copy(trained_home, tmp_path: Path) -> Path:
 def test_training_writes_a_card_that_matches_the_model(trained_home) -> None:
     home, _, _ = trained_home
     with Library.open(home.root, create=False) as library:
-        assert card_fingerprint(home.current_model_path) == library.ready().model.fingerprint
+        assert read_card(home.current_model_path).fingerprint == library.ready().model.fingerprint
 
 
 def test_a_query_for_a_library_track_never_imports_torch(home_copy: Path) -> None:
@@ -61,7 +62,7 @@ def test_a_card_that_describes_other_contents_is_ignored(home_copy: Path) -> Non
     model = home_copy / "models" / "current.pt"
     card = json.loads(card_path(model).read_text())
     card_path(model).write_text(json.dumps({**card, "fingerprint": "0" * 16, "file_blake2b": "f" * 32}))
-    assert card_fingerprint(model) is None
+    assert read_card(model) is None
     with Library.open(home_copy, create=False) as library:  # the fingerprint comes from the model: still ready
         assert len(library.recommend(["3"], 5)) == 5
 
@@ -70,3 +71,17 @@ def test_a_home_without_cards_still_answers(home_copy: Path) -> None:
     card_path(home_copy / "models" / "current.pt").unlink()
     with Library.open(home_copy, create=False) as library:
         assert len(library.recommend(["3"], 5)) == 5
+
+
+def test_a_cold_file_query_decodes_while_the_model_loads_and_embeds_the_same(
+    trained_home, home_copy: Path, tmp_path: Path
+) -> None:
+    _, _, tracks = trained_home
+    outside = tmp_path / "outside.wav"
+    shutil.copyfile(tracks[5].path, outside)
+    with Library.open(home_copy, create=False) as library:
+        ready = library.ready()
+        cold = ready.query_vector(str(outside)).raw  # decoded on a thread while the model loaded
+        warm = ready.query_vector(str(outside)).raw  # the model already loaded: decoded on this thread
+    assert cold is not None and warm is not None
+    np.testing.assert_array_equal(cold, warm)
