@@ -3,8 +3,8 @@
     python bench/serve.py --model-from DEMO_HOME [--tracks 100000] [--clients 50] [--requests 4000]
 
 A home of --tracks synthetic tracks is made under --workdir: a catalog (clustered labels, no audio files), clustered
-embeddings of the model copied from --model-from (any trained home: `musimilar demo` makes one), and an Annoy
-index. Then `musimilar serve` is started on loopback and measured:
+embeddings of the model copied from --model-from (any trained home: `musimilar demo` makes one), the Annoy
+index and the neighbour lists (`musimilar index`). Then `musimilar serve` is started on loopback and measured:
 
 - similar tracks (`/api/similar?seed=ID&k=10`) from --clients concurrent clients (threads with a kept-alive
   connection each), p50/p99, beside the same call in one process without HTTP (`Library.recommend`, what the CLI
@@ -55,7 +55,8 @@ def make_home(args: argparse.Namespace) -> Path:
     """A home of synthetic tracks: catalog rows, clustered embeddings of the borrowed model, an index."""
     from musimilar.catalog import Catalog
     from musimilar.embeddings import EmbeddingTable, load_embeddings, normalise_rows, save_embeddings
-    from musimilar.index import build_index
+    from musimilar.home import Home
+    from musimilar.indexing import index_home
     from musimilar.settings import load_settings
 
     root = args.workdir / f"home-{args.tracks}"
@@ -95,7 +96,8 @@ def make_home(args: argparse.Namespace) -> Path:
     vectors = normalise_rows(centres[artist] + 0.6 * normalise_rows(rng.normal(size=(args.tracks, source.dim))))
     table = EmbeddingTable(np.arange(1, args.tracks + 1), vectors, source.model_fingerprint, np.ones(args.tracks))
     save_embeddings(root / "embeddings", table)
-    build_index(table, root / "index", load_settings(environ={}).index.trees)
+    report = index_home(Home.open(root, create=False), load_settings(environ={}).index)  # the index and the lists
+    print(f"index and neighbour lists built in {report.seconds:.0f} s")
     return root
 
 

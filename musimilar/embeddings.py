@@ -45,6 +45,7 @@ class EmbeddingTable:
     post: PostProcess | None = None  # the retrieval post-processing fitted to these rows (musimilar/postprocess.py)
     _row_by_id: dict[int, int] | None = field(default=None, init=False, repr=False)
     _id_order: np.ndarray | None = field(default=None, init=False, repr=False)
+    _sorted_ids: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.track_ids = _as_array(self.track_ids, np.int64)
@@ -77,11 +78,12 @@ class EmbeddingTable:
     def rows_of(self, track_ids: Iterable[int] | np.ndarray) -> np.ndarray:
         """Rows holding each of `track_ids` ([M] int64), -1 where a track is absent."""
         wanted = np.asarray(list(track_ids) if not isinstance(track_ids, np.ndarray) else track_ids, dtype=np.int64)
-        if self._id_order is None:
+        if self._id_order is None or self._sorted_ids is None:
             self._id_order = np.argsort(self.track_ids, kind="stable")
+            self._sorted_ids = np.asarray(self.track_ids[self._id_order])  # once: the server looks ids up per request
         if len(self) == 0:
             return np.full(wanted.shape, -1, dtype=np.int64)
-        sorted_ids = self.track_ids[self._id_order]
+        sorted_ids = self._sorted_ids
         position = np.minimum(np.searchsorted(sorted_ids, wanted), len(self) - 1)
         found = sorted_ids[position] == wanted
         return np.where(found, self._id_order[position], -1).astype(np.int64)

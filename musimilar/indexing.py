@@ -10,6 +10,7 @@ from musimilar.embeddings import EmbeddingTable, load_embeddings
 from musimilar.errors import NotReadyError
 from musimilar.home import Home
 from musimilar.index import build_index, measure_recall, open_searcher
+from musimilar.neighbours import build_neighbours
 from musimilar.settings import IndexSettings
 
 RECALL_K = 10
@@ -51,10 +52,12 @@ def _stored_embeddings(home: Home, remedy: str) -> EmbeddingTable:
 
 
 def index_home(home: Home, settings: IndexSettings) -> IndexReport:
-    """Build the Annoy index of the home's stored embeddings (atomically, with its sidecar)."""
+    """Build the Annoy index of the home's stored embeddings (atomically, with its sidecar) and each track's
+    neighbour list (musimilar.neighbours)."""
     table = _stored_embeddings(home, "to index (run `musimilar embed`)")
     started = time.perf_counter()
     info = build_index(table, home.index_dir, settings.trees, settings.metric)
+    build_neighbours(table, home.index_dir)  # after the index: a server never holds lists newer than its index
     seconds = time.perf_counter() - started
     return IndexReport(
         info.count, info.dim, info.trees, info.metric, info.model_fingerprint, seconds, str(home.index_dir)

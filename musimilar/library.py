@@ -59,6 +59,7 @@ class Library:
         self.settings = settings
         self._ready: ReadyHome | None = None
         self._ready_lock = threading.Lock()
+        self._watched: tuple[str, ...] | None = None  # the files whose change re-opens the ready home
 
     @classmethod
     def open(
@@ -173,17 +174,29 @@ class Library:
 
     def ready(self, exact: bool = False) -> ReadyHome:
         """The home's model, embeddings and searcher, opened once and again whenever they change on disk."""
-        from musimilar.ready import ReadyHome, disk_state
+        from musimilar.ready import ReadyHome
 
         with self._ready_lock:
             current = self._ready
-            stale = current is None or current.disk_state != disk_state(self.home)
+            stale = current is None or current.disk_state != self._disk_state()
             if stale or (exact and current.searcher.mode != "exact"):
                 if current is not None:
                     current.close()
                 device = self.settings.embed.device if self.settings.embed.device != "auto" else "cpu"
                 self._ready = ReadyHome(self.home, self.settings.index, exact=exact, device=device)
             return self._ready
+
+    def is_current(self) -> bool:
+        """True when the opened model, embeddings and searcher still match the files on disk (opens nothing)."""
+        current = self._ready
+        return current is not None and current.disk_state == self._disk_state()
+
+    def _disk_state(self) -> tuple[tuple[int, int], ...]:
+        from musimilar.ready import disk_state, watched_files
+
+        if self._watched is None:
+            self._watched = watched_files(self.home)
+        return disk_state(self._watched)
 
     def recommend(
         self, queries: Sequence[str], k: int = 10, diversity: Diversity | None = None, exact: bool = False

@@ -6,6 +6,7 @@ embeddings are this model's, the index matches them) are made in one place.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ from musimilar.home import Home
 from musimilar.index import MANIFEST_NAME as INDEX_MANIFEST
 from musimilar.index import Searcher, open_searcher
 from musimilar.model_card import ModelCard, read_card
+from musimilar.neighbours import MANIFEST_NAME as NEIGHBOURS_MANIFEST
+from musimilar.neighbours import NeighbourLists, embeddings_key, load_neighbours
 from musimilar.settings import IndexSettings
 
 if TYPE_CHECKING:
@@ -37,15 +40,26 @@ class QueryVector:
     exclude: set[int] = field(default_factory=set)  # the query's own track(s) and their exact duplicates
     tracks: list[Track] = field(default_factory=list)  # catalog tracks the query names, if any
     raw: np.ndarray | None = None  # [D] the model's own vector, before the retrieval post-processing
+    track_id: int | None = None  # the library track whose stored vector `vector` is (None: another vector)
 
 
-def disk_state(home: Home) -> tuple[tuple[int, int], ...]:
-    """(mtime, size) of the files a ready home is opened from; it changes when any of them is rewritten."""
-    files = (home.current_model_path, home.embeddings_dir / EMBEDDINGS_MANIFEST, home.index_dir / INDEX_MANIFEST)
+def watched_files(home: Home) -> tuple[str, ...]:
+    """The files a ready home is opened from: when one is rewritten, the home is opened again."""
+    files = (
+        home.current_model_path,
+        home.embeddings_dir / EMBEDDINGS_MANIFEST,
+        home.index_dir / INDEX_MANIFEST,
+        home.index_dir / NEIGHBOURS_MANIFEST,
+    )
+    return tuple(str(path) for path in files)  # strings: a server checks them on every query
+
+
+def disk_state(files: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+    """(mtime, size) of each of `files` (see watched_files); it changes when any of them is rewritten."""
     state = []
     for path in files:
         try:
-            stat = path.stat()
+            stat = os.stat(path)
             state.append((stat.st_mtime_ns, stat.st_size))
         except FileNotFoundError:
             state.append((0, -1))
@@ -57,7 +71,7 @@ class ReadyHome:
 
     def __init__(self, home: Home, index: IndexSettings, exact: bool = False, device: str = "cpu") -> None:
         self.home = home
-        self.disk_state = disk_state(home)
+        self.disk_state = disk_state(watched_files(home))
         self._device_name = device
         self._device: torch.device | None = None
         self._model: LoadedModel | None = None
@@ -76,6 +90,8 @@ class ReadyHome:
         self.raw_table: EmbeddingTable = live
         self.table: EmbeddingTable = live.post_processed()
         self.searcher: Searcher = open_searcher(self.table, home.index_dir, index, force_exact=exact)
+        # each stored track's exact nearest tracks, when they were computed from these very embeddings
+        self.neighbours: NeighbourLists | None = load_neighbours(home.index_dir, embeddings_key(table))
 
     def model_fingerprint(self) -> str:
         """The current model's fingerprint, from its card when it has one (no torch needed), else from the model."""
@@ -138,7 +154,7 @@ class ReadyHome:
             return None
         twins = {t.id for t in self.catalog.tracks_with_fingerprint(track.fingerprint)}
         raw = np.asarray(self.raw_table.vectors[self.raw_table.row_of(track.id)])
-        return QueryVector(vector, twins | {track.id}, [track], raw)
+        return QueryVector(vector, twins | {track.id}, [track], raw, track.id)
 
     def _embed_raw(self, path: Path) -> np.ndarray:
         from musimilar.embed import embed_decoded

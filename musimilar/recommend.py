@@ -15,6 +15,7 @@ from musimilar.postprocess import csls
 from musimilar.ready import QueryVector, ReadyHome
 
 CSLS_CANDIDATES = 100  # nearest tracks (by cosine) that CSLS re-orders for each answer
+DUPLICATE_SLACK = 2  # catalog rows read beyond k at first, for the few tracks the rules or the collapse leave out
 
 
 @dataclass
@@ -50,6 +51,8 @@ def seed_of(ready: ReadyHome, queries: list[str]) -> QueryVector:
     if not queries:
         raise MusimilarError("give at least one query (an audio file or a track id)")
     seeds = [ready.query_vector(q) for q in queries]
+    if len(seeds) == 1:
+        return seeds[0]
     vector = normalise_rows(np.mean([s.vector for s in seeds], axis=0, keepdims=True))[0]
     return QueryVector(vector, set().union(*(s.exclude for s in seeds)), [t for s in seeds for t in s.tracks])
 
@@ -59,7 +62,7 @@ def recommend(
 ) -> list[Recommendation]:
     """The k best tracks for the queries taken together (their mean embedding)."""
     seed = seed_of(ready, queries)
-    return ranked(ready, seed.vector, k, seed.exclude, seed.tracks, diversity or Diversity())
+    return ranked(ready, seed.vector, k, seed.exclude, seed.tracks, diversity or Diversity(), around=seed.track_id)
 
 
 def ranked(
@@ -70,16 +73,30 @@ def ranked(
     seed_tracks: list[Track],
     diversity: Diversity,
     history: Iterable[Track] = (),
+    around: int | None = None,
 ) -> list[Recommendation]:
-    """The k tracks nearest to `vector` that the diversity rules allow; `history` counts towards the limits."""
+    """The k tracks nearest to `vector` that the diversity rules allow; `history` counts towards the limits.
+    `around` names the library track whose stored vector `vector` is: its neighbour list may answer."""
     wanted = k
     while True:
         fetch = min(len(ready.table), max(wanted * 4, _csls_pool(ready)) + len(exclude))
-        hits = _csls_reranked(ready, ready.searcher.search(vector, fetch, exclude))
+        hits = _csls_reranked(ready, _nearest(ready, vector, fetch, exclude, around))
         chosen = _diversify(ready, hits, k, vector, seed_tracks, diversity, list(history))
         if len(chosen) >= k or fetch >= len(ready.table):
             return chosen
         wanted *= 4
+
+
+def _nearest(
+    ready: ReadyHome, vector: np.ndarray, count: int, exclude: set[int], around: int | None
+) -> list[tuple[int, float]]:
+    """The `count` tracks nearest to `vector`: from the precomputed list of track `around` when it holds enough
+    (the same answer as the exact search), else from the searcher."""
+    if around is not None and ready.neighbours is not None:
+        hits = ready.neighbours.nearest(around, ready.table, count, exclude)
+        if hits is not None:
+            return hits
+    return ready.searcher.search(vector, count, exclude)
 
 
 def _csls_pool(ready: ReadyHome) -> int:
@@ -133,25 +150,40 @@ def _diversify(
     history: list[Track],
 ) -> list[Recommendation]:
     limits = _Limits(diversity, seed_tracks, history)
-    threshold = diversity.duplicate_similarity
-    kept_vectors: list[np.ndarray] = []
+    kept = np.empty((k, ready.table.dim), dtype=np.float32)  # [k, D] vectors of the results chosen so far
     chosen: list[Recommendation] = []
-    for track_id, similarity in hits:
-        track = ready.catalog.track(track_id)
-        if track is None or not limits.allows(track):
-            continue
-        own = ready.stored_vector(track_id)
-        if threshold is not None and (
-            (seed_tracks and float(own @ vector) >= threshold)
-            or any(float(own @ other) >= threshold for other in kept_vectors)
-        ):
-            continue
-        limits.count(track)
-        kept_vectors.append(own)
-        chosen.append(Recommendation(len(chosen) + 1, track_id, track.path, similarity, track.labels))
-        if len(chosen) == k:
-            break
+    for batch in _batches(hits, k + DUPLICATE_SLACK):
+        tracks = ready.catalog.tracks_by_id([track_id for track_id, _ in batch])
+        vectors = np.asarray(ready.table.vectors[ready.table.rows_of([track_id for track_id, _ in batch])])  # [b, D]
+        for (track_id, similarity), own in zip(batch, vectors):
+            track = tracks.get(track_id)
+            if track is None or not limits.allows(track):
+                continue
+            if _duplicate(own, vector, kept[: len(chosen)], bool(seed_tracks), diversity.duplicate_similarity):
+                continue
+            limits.count(track)
+            kept[len(chosen)] = own
+            chosen.append(Recommendation(len(chosen) + 1, track_id, track.path, similarity, track.labels))
+            if len(chosen) == k:
+                return chosen
     return chosen
+
+
+def _batches(hits: list[tuple[int, float]], first: int) -> Iterable[list[tuple[int, float]]]:
+    """`hits` in batches of growing size: most answers need little more than the first k tracks' catalog rows."""
+    start, size = 0, first
+    while start < len(hits):
+        yield hits[start : start + size]
+        start, size = start + size, size * 4
+
+
+def _duplicate(own: np.ndarray, query: np.ndarray, kept: np.ndarray, from_seeds: bool, threshold: float | None) -> bool:
+    """True when `own` is a near-copy of the seeds' vector or of a result already chosen (`kept`, [n, D])."""
+    if threshold is None:
+        return False
+    if from_seeds and float(own @ query) >= threshold:
+        return True
+    return len(kept) > 0 and float((kept @ own).max()) >= threshold
 
 
 def _over(counts: dict[str, int], key: str | None, limit: int | None) -> bool:

@@ -111,9 +111,8 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory):
     """
     from musimilar.convert import convert
     from musimilar.embed import embed_library
-    from musimilar.embeddings import load_embeddings
     from musimilar.home import Home
-    from musimilar.index import build_index
+    from musimilar.indexing import index_home
     from musimilar.settings import load_settings
     from musimilar.train import train
 
@@ -124,5 +123,5 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory):
     convert(home, [library], settings, workers=2)
     train(home, settings)
     embed_library(home, device_name="cpu")
-    build_index(load_embeddings(home.embeddings_dir), home.index_dir, settings.index.trees, settings.index.metric)
+    index_home(home, settings.index)  # the index and the neighbour lists, as `musimilar index` builds them
     return home, library, tracks

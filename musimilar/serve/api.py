@@ -6,6 +6,7 @@ under a name the server makes up, in its private temporary folder).
 
 from __future__ import annotations
 
+import json
 import mimetypes
 import os
 import secrets
@@ -27,7 +28,8 @@ UPLOAD_CHUNK_BYTES = 1 << 20
 AUDIO_TYPES = {".opus": "audio/ogg", ".oga": "audio/ogg", ".flac": "audio/flac", ".m4a": "audio/mp4"}
 
 
-def state_of(request: Request) -> ServerState:
+async def state_of(request: Request) -> ServerState:
+    # async, as every dependency here: FastAPI runs a plain function dependency on a worker thread, per request
     return request.app.state.musimilar
 
 
@@ -95,19 +97,20 @@ def audio(state: State, track_id: int) -> Response:
 async def similar(
     state: State,
     seed: Annotated[list[int], Query(min_length=1, max_length=MAX_SEEDS)],
-    diversity: Annotated[DiversityQuery, Depends()],
+    diversity: Annotated[DiversityQuery, Query()],
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
-) -> list[dict[str, Any]]:
+) -> Response:
     """The k tracks most like the seeds taken together: `musimilar recommend ID... --format json`."""
     queries, rules = [str(s) for s in seed], diversity.as_diversity()
     results = await state.call(
-        lambda library: _check_ids(state, seed) or library.recommend(queries, k=k, diversity=rules)
+        lambda library: _check_ids(state, seed) or library.recommend(queries, k=k, diversity=rules),
+        quick=len(seed) == 1,  # answered from the seed's neighbour list: no search
     )
-    return [r.as_dict() for r in results]
+    return results_json(results)
 
 
 @router.post("/radio")
-async def radio(state: State, body: RadioRequest) -> list[dict[str, Any]]:
+async def radio(state: State, body: RadioRequest) -> Response:
     """The next `count` tracks of a radio after `seeds` and the tracks already played (`seen`)."""
     results = await state.call(
         lambda library: (
@@ -123,7 +126,7 @@ async def radio(state: State, body: RadioRequest) -> list[dict[str, Any]]:
             )
         )
     )
-    return [r.as_dict() for r in results]
+    return results_json(results)
 
 
 @router.get("/path")
@@ -131,9 +134,9 @@ async def path(
     state: State,
     start: int,
     end: int,
-    diversity: Annotated[DiversityQuery, Depends()],
+    diversity: Annotated[DiversityQuery, Query()],
     steps: Annotated[int, Query(ge=1, le=MAX_PATH_STEPS)] = 10,
-) -> list[dict[str, Any]]:
+) -> Response:
     """`steps` tracks from `start` to `end`: `musimilar path START END --format json`."""
     rules = diversity.as_diversity()
     results = await state.call(
@@ -141,7 +144,7 @@ async def path(
             _check_ids(state, [start, end]) or library.path(str(start), str(end), steps=steps, diversity=rules)
         )
     )
-    return [r.as_dict() for r in results]
+    return results_json(results)
 
 
 @router.get("/playlist.m3u")
@@ -184,7 +187,7 @@ async def upload(state: State, request: Request, file: UploadFile, k: Annotated[
     try:
         await _save_capped(file, target, limit)
         results = await state.call(lambda library: library.recommend([str(target)], k=k))
-        return [r.as_dict() for r in results]
+        return results_json(results)
     finally:
         target.unlink(missing_ok=True)
 
@@ -198,6 +201,13 @@ async def _save_capped(file: UploadFile, target: Path, limit: int) -> None:
             if written > limit:
                 raise HTTPException(413, f"upload too large: the limit is {limit // (1024 * 1024)} MiB")
             stream.write(chunk)
+
+
+def results_json(results: list[Any]) -> Response:
+    """A list of recommendations as the CLI's `--format json` prints it, encoded once (FastAPI would otherwise
+    validate and convert the list again through a pydantic model of `dict[str, Any]`)."""
+    encoded = json.dumps([r.as_dict() for r in results], ensure_ascii=False, separators=(",", ":"))
+    return Response(encoded.encode("utf-8"), media_type="application/json")
 
 
 def _track_or_404(state: ServerState, track_id: int) -> browse.TrackEntry:

@@ -25,11 +25,15 @@ log = logging.getLogger("musimilar.serve")
 
 
 def create_app(
-    open_library: Callable[[], Any], options: ServeOptions = ServeOptions(), access: Access | None = None
+    open_library: Callable[[], Any],
+    options: ServeOptions = ServeOptions(),
+    access: Access | None = None,
+    library: Any | None = None,
 ) -> FastAPI:
-    """The server's app; `open_library()` opens the library (a `musimilar.library.Library`), once per worker."""
+    """The server's app; `open_library()` opens the library (a `musimilar.library.Library`), once per worker;
+    `library`, when given, is one opened already, which answers the quick requests from the first one on."""
     app = FastAPI(title="musimilar", version=__version__, docs_url="/docs", redoc_url=None)
-    app.state.musimilar = ServerState(open_library, options)
+    app.state.musimilar = ServerState(open_library, options, library)
     app.include_router(router)
     static = resources.files("musimilar.serve").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")

@@ -45,11 +45,12 @@ def serve(
 
     from musimilar.serve.app import create_app
 
+    library = open_library()
     try:
-        open_library().ready()
+        library.ready()
     except NotReadyError as error:
         notify(f"warning: {error.message}; browsing and listening work, recommendations wait for it")
-    app = create_app(open_library, options, startup.access)
+    app = create_app(open_library, options, startup.access, library)
     config = uvicorn.Config(app, host=options.host, port=options.port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     _announce(startup, notify)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from musimilar.browse import open_readonly
+from musimilar.errors import MusimilarError
 
 DEFAULT_UPLOAD_LIMIT_BYTES = 64 * 1024 * 1024  # a 10-minute lossless track fits; a video does not
 PLAYABLE_SUFFIXES = {".mp3", ".ogg", ".oga", ".opus", ".flac", ".wav", ".m4a", ".aac", ".webm", ".mp4"}
@@ -43,7 +44,8 @@ class ServeOptions:
 class ServerState:
     """Shared by every request; safe to use from the worker threads FastAPI runs endpoints on."""
 
-    def __init__(self, open_library: Callable[[], Any], options: ServeOptions) -> None:
+    def __init__(self, open_library: Callable[[], Any], options: ServeOptions, library: Any | None = None) -> None:
+        """`library`: one already opened (`musimilar serve` opens one at start to check it): quick jobs use it."""
         self.options = options
         self.home_root: Path = Path(open_library().home.root)
         self._open_library = open_library
@@ -51,6 +53,8 @@ class ServerState:
         # Each worker thread opens the library for itself: its SQLite connection and search structures then stay
         # on one thread, and a reload after `embed` happens per worker, under no lock the other workers wait on.
         self._workers = ThreadPoolExecutor(options.library_workers, thread_name_prefix="musimilar-library")
+        self._loop: Any | None = library  # the library quick jobs use on the event loop's thread
+        self._reopening = threading.Lock()
         self._map_lock = threading.Lock()
         self._maps: dict[str, tuple[str, bytes]] = {}  # method -> (layout key, JSON payload)
         self._upload_dir = tempfile.TemporaryDirectory(prefix="musimilar-upload-")  # mode 0700: private
@@ -64,9 +68,37 @@ class ServerState:
             self._local.catalog = connection
         return connection
 
-    async def call(self, job: Callable[[Any], T]) -> T:
-        """`job(library)` on a library worker thread (the request's event loop goes on meanwhile)."""
+    async def call(self, job: Callable[[Any], T], quick: bool = False) -> T:
+        """`job(library)` on a library worker thread (the request's event loop goes on meanwhile).
+
+        A `quick` job (a lookup in the neighbour lists: a fraction of a millisecond) runs on the event loop itself
+        while the loop's own library is open and current: the hop to a worker and back, and the worker's fight for
+        the GIL with the loop, would cost more than the job. When that library is missing or stale, the job goes to
+        a worker and a worker re-opens the loop's library meanwhile, so a reload never stalls the loop.
+        """
+        if quick and (library := self._loop_library()) is not None:
+            return job(library)
         return await asyncio.wrap_future(self._workers.submit(self._run, job))
+
+    def _loop_library(self) -> Any | None:
+        library = self._loop
+        if library is not None and library.is_current():
+            return library
+        if not self._reopening.locked():
+            self._workers.submit(self._reopen_loop_library)
+        return None
+
+    def _reopen_loop_library(self) -> None:
+        if not self._reopening.acquire(blocking=False):
+            return
+        try:
+            library = self._open_library()
+            library.ready()
+            self._loop = library  # the old one is dropped: the loop holds it only while a job runs, on its thread
+        except MusimilarError:
+            pass  # not ready (no embeddings yet): the jobs go to the workers, which say so
+        finally:
+            self._reopening.release()
 
     def _run(self, job: Callable[[Any], T]) -> T:
         library = getattr(self._local, "library", None)
@@ -85,4 +117,6 @@ class ServerState:
 
     def close(self) -> None:
         self._workers.shutdown(wait=False, cancel_futures=True)
+        if self._loop is not None:
+            self._loop.close()
         self._upload_dir.cleanup()
