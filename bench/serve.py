@@ -64,7 +64,9 @@ def make_home(args: argparse.Namespace) -> Path:
         return root
     shutil.rmtree(root, ignore_errors=True)
     (root / "models").mkdir(parents=True)
-    shutil.copy(args.model_from / "models" / "current.pt", root / "models" / "current.pt")
+    for name in ("current.pt", "current.pt.card.json"):  # the card: a track-id query needs no torch
+        if (args.model_from / "models" / name).is_file():
+            shutil.copy(args.model_from / "models" / name, root / "models" / name)
     source = load_embeddings(args.model_from / "embeddings")
     assert source is not None, f"{args.model_from}: no embeddings"
     rng = np.random.default_rng(args.seed)
