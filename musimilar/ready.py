@@ -157,13 +157,14 @@ class ReadyHome:
         return QueryVector(vector, twins | {track.id}, [track], raw, track.id)
 
     def _embed_raw(self, path: Path) -> np.ndarray:
+        card = self._card
+        if self._model is not None or card is None:
+            from musimilar.embed import embed_file
+
+            return embed_file(self.model, path, self.device)
         from musimilar.embed import embed_decoded
         from musimilar.query_crops import decode_query_crops
 
-        card = self._card
-        if self._model is not None or card is None:
-            model = self.model
-            return embed_decoded(model, decode_query_crops(path, model.audio, model.mel, model.embed), self.device)
         # Cold: decode the crops (C code, outside the GIL) while torch and the model load on this thread.
         with ThreadPoolExecutor(1, thread_name_prefix="musimilar-decode") as pool:
             decoding = pool.submit(decode_query_crops, path, card.audio, card.mel, card.embed)
