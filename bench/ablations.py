@@ -42,9 +42,6 @@ TRAINED: dict[str, dict[str, object]] = {
     "pitch shift": {"augment.pitch_p": 0.5},
     "time stretch": {"augment.stretch_p": 0.5},
     "mix in a track": {"augment.mix_p": 0.5},
-    "mean+std pooling": {"model.pooling": "meanstd"},
-    "last two blocks": {"model.levels": 2},
-    "DCL loss": {"train.loss": "dcl"},
     "multi-crop, 4 views": {"train.views_per_track": 4},
 }
 POST_PROCESSED: dict[str, dict[str, object]] = {  # each against the default post-processing (docs/quality.md)

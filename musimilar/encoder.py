@@ -40,27 +40,16 @@ class Encoder(nn.Module):
             *(ConvBlock(c_in, c_out, settings.dropout) for c_in, c_out in zip(widths[:-1], widths[1:]))
         )
         self.embedding_dim = settings.embedding_dim
-        self.pooling, self.levels = settings.pooling, settings.levels
         # Pooled ReLU features are all positive and share a large common part, which packs every cosine near 1;
         # standardising each dimension with statistics learnt in training centres them, so cosines spread out.
         self.output_norm = nn.BatchNorm1d(settings.embedding_dim, affine=False)
         _initialise(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.input_pool(self.input_norm(x.unsqueeze(1)))  # [B, 1, F, T]
-        pooled = []
-        for depth, block in enumerate(self.blocks):
-            features = block(features)  # [B, C, F', T']
-            if depth >= len(self.blocks) - self.levels:
-                pooled.append(self._pool(features))
-        return self.output_norm(torch.cat(pooled, dim=1))  # [B, embedding_dim]
-
-    def _pool(self, features: torch.Tensor) -> torch.Tensor:
+        features = self.blocks(self.input_pool(self.input_norm(x.unsqueeze(1))))  # [B, C, F', T']
         over_time = features.mean(dim=2)  # [B, C, T']
-        if self.pooling == "meanstd":  # the spread over time: how much the texture changes
-            return torch.cat([over_time.mean(dim=2), over_time.std(dim=2, correction=0)], dim=1)  # [B, 2C]
         # Mean keeps the overall character, max keeps short salient events.
-        return over_time.mean(dim=2) + over_time.amax(dim=2)  # [B, C]
+        return self.output_norm(over_time.mean(dim=2) + over_time.amax(dim=2))  # [B, embedding_dim]
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Unit-length embeddings `[B, embedding_dim]`, ready for cosine similarity."""

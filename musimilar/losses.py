@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-LOSS_NAMES: tuple[str, ...] = ("ntxent", "infonce", "supcon", "dcl")
+LOSS_NAMES: tuple[str, ...] = ("ntxent", "infonce", "supcon")
 EVERY_SAMPLE = slice(None)
 
 
@@ -92,16 +92,6 @@ def multi_view_supcon(z: torch.Tensor, labels: torch.Tensor, temperature: float)
     return -(positive_log_prob / positive.sum(dim=1).clamp(min=1)).mean()
 
 
-def dcl(z1: torch.Tensor, z2: torch.Tensor, temperature: float, anchors: slice = EVERY_SAMPLE) -> torch.Tensor:
-    """Decoupled contrastive loss (Yeh et al. 2022): NT-Xent without the positive in the denominator, which
-    makes small batches learn almost as well as large ones; mean over the anchors' views."""
-    logits, _, rows = _all_views(z1, z2, temperature, anchors)  # [2A, 2B]
-    pairs = (rows + len(z1)) % (2 * len(z1))  # view i's pair is i ± B
-    positive = logits.gather(1, pairs[:, None])[:, 0]  # [2B]
-    negatives = logits.scatter(1, pairs[:, None], torch.finfo(logits.dtype).min)  # the pair leaves the sum
-    return (negatives.logsumexp(dim=1) - positive).mean()
-
-
 def contrastive_loss(
     name: str,
     z1: torch.Tensor,
@@ -115,8 +105,6 @@ def contrastive_loss(
         return nt_xent(z1, z2, temperature, anchors)
     if name == "infonce":
         return (info_nce(z1, z2, temperature, anchors) + info_nce(z2, z1, temperature, anchors)) / 2
-    if name == "dcl":
-        return dcl(z1, z2, temperature, anchors)
     if name == "supcon":
         if labels is None:
             raise ValueError("the supcon loss needs labels")

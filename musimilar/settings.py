@@ -98,6 +98,9 @@ SIZE_CHANNELS: dict[str, tuple[int, ...]] = {
 # Average pooling of the log-mel (frequency and time) before the first block: 2 makes "small" four times cheaper,
 # which is what lets a laptop CPU train it in half an hour; "base" and "large" see the full resolution.
 SIZE_INPUT_POOL: dict[str, int] = {"small": 2, "base": 1, "large": 1}
+# Encoder variants tried and removed (they did not beat the default in the ablations), with the value that is today's
+# behaviour: model files written while they existed carry them.
+RETIRED_MODEL_KEYS: dict[str, Any] = {"pooling": "meanmax", "levels": 1}
 
 
 class ModelSettings(Section):
@@ -108,10 +111,19 @@ class ModelSettings(Section):
     input_pool: int | None = Field(None, ge=1, le=8, description="overrides the preset's input pooling factor")
     projection_dim: int = Field(128, ge=8)
     dropout: float = Field(0.1, ge=0, lt=1)
-    pooling: Literal["meanmax", "meanstd"] = Field(
-        "meanmax", description="over time: mean + max (summed), or mean and standard deviation (concatenated)"
-    )
-    levels: int = Field(1, ge=1, le=2, description="pooled features of the last 1 or 2 blocks, concatenated")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_retired(cls, values: Any) -> Any:
+        """Model files and resume states written while the pooling variants existed name them; the values that are
+        today's only behaviour are dropped, the others refused (docs/quality.md, "Ablations")."""
+        if not isinstance(values, dict) or not RETIRED_MODEL_KEYS.keys() & values.keys():
+            return values
+        kept = dict(values)
+        for key, current in RETIRED_MODEL_KEYS.items():
+            if key in kept and kept.pop(key) != current:
+                raise ValueError(f"{key} = {values[key]!r} is no longer available; retrain the model with this version")
+        return kept
 
     @property
     def block_channels(self) -> tuple[int, ...]:
@@ -123,11 +135,10 @@ class ModelSettings(Section):
 
     @property
     def embedding_dim(self) -> int:
-        width = sum(self.block_channels[-self.levels :])
-        return 2 * width if self.pooling == "meanstd" else width
+        return self.block_channels[-1]
 
 
-LossName = Literal["ntxent", "infonce", "supcon", "dcl"]
+LossName = Literal["ntxent", "infonce", "supcon"]
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]
 
 

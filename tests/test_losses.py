@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from musimilar.losses import contrastive_loss, dcl, info_nce, multi_view_supcon, nt_xent, supcon
+from musimilar.losses import contrastive_loss, info_nce, multi_view_supcon, nt_xent, supcon
 
 TEMPERATURE = 0.2
 
@@ -131,23 +131,6 @@ def test_rows_of_anchor_slices_average_to_the_whole_loss(name: str) -> None:
     )
     torch.testing.assert_close(weighted, whole)
 
-
-def reference_dcl(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> float:
-    views = list(z1) + list(z2)
-    size, total = len(z1), 0.0
-    for i, anchor in enumerate(views):
-        pair_index = (i + size) % (2 * size)
-        negatives = [other for k, other in enumerate(views) if k not in (i, pair_index)]
-        denominator = sum(math.exp(cosine(anchor, other) / temperature) for other in negatives)
-        total += -cosine(anchor, views[pair_index]) / temperature + math.log(denominator)
-    return total / len(views)
-
-
-def test_dcl_matches_the_reference_and_is_dispatched() -> None:
-    z1, z2 = pair()
-    assert dcl(z1, z2, TEMPERATURE).item() == pytest.approx(reference_dcl(z1, z2, TEMPERATURE), rel=1e-9)
-    torch.testing.assert_close(contrastive_loss("dcl", z1, z2, TEMPERATURE), dcl(z1, z2, TEMPERATURE))
-    assert dcl(z1, z2, TEMPERATURE) < nt_xent(z1, z2, TEMPERATURE)  # the positive leaves the denominator
 
 
 def reference_multi_view_supcon(views: list[torch.Tensor], labels: list[int], temperature: float) -> float:
