@@ -64,6 +64,8 @@ def serve(
     except SystemExit:  # uvicorn exits when it cannot bind: say so in one line instead
         where = f"{options.host}:{options.port}"
         raise MusimilarError(f"{where}: cannot listen there (in use, or not an address of this machine)") from None
+    finally:
+        startup.access.close()
 
 
 def _announce(startup: Startup, notify: Notify) -> None:
