@@ -1,4 +1,5 @@
-"""`musimilar serve` started for real, in a process of its own, on a free loopback port."""
+"""`musimilar serve` started for real, in a process of its own, on a free loopback port; and, on Linux, which of
+its processes holds which connection (read from /proc)."""
 
 from __future__ import annotations
 
@@ -67,3 +68,36 @@ def stop(process: subprocess.Popen) -> int | None:
         process.kill()
         process.wait()
         return None
+
+
+def worker_pids(parent: int) -> list[int]:
+    """The server processes uvicorn's supervisor started (not multiprocessing's resource tracker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+            command = (entry / "cmdline").read_bytes() if stat else b""
+        except OSError:
+            continue  # gone meanwhile
+        if stat and int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"spawn_main" in command:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def client_ports(pid: int, port: int) -> set[int]:
+    """The client-side ports of the connections to `port` that process `pid` has accepted (IPv4)."""
+    inodes = set()
+    for descriptor in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(descriptor)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, inode = fields[1], fields[2], fields[9]
+        if inode in inodes and int(local.split(":")[1], 16) == port:
+            ports.add(int(remote.split(":")[1], 16))
+    return ports
