@@ -1,10 +1,11 @@
 """Speed of `musimilar serve` on a large library: similar tracks under concurrent clients, search, and the map.
 
-    python bench/serve.py --model-from DEMO_HOME [--tracks 100000] [--clients 50] [--requests 4000]
+    python bench/serve.py --model-from DEMO_HOME [--tracks 100000] [--clients 50] [--requests 4000] [--workers 1]
 
 A home of --tracks synthetic tracks is made under --workdir: a catalog (clustered labels, no audio files), clustered
 embeddings of the model copied from --model-from (any trained home: `musimilar demo` makes one), the Annoy
-index and the neighbour lists (`musimilar index`). Then `musimilar serve` is started on loopback and measured:
+index and the neighbour lists (`musimilar index`). Then `musimilar serve --workers N` is started on loopback and
+measured:
 
 - similar tracks (`/api/similar?seed=ID&k=10`) from --clients concurrent clients (threads with a kept-alive
   connection each), p50/p99, beside the same call in one process without HTTP (`Library.recommend`, what the CLI
@@ -35,6 +36,7 @@ import numpy as np
 
 GENRES = 40
 ARTISTS_PER_GENRE = 50
+WARM_UP_SECONDS = 5.0
 SEARCH_WORDS = ("genre-07", "artist-0123", "album", "track-04242", "zzz-nothing")
 
 
@@ -46,6 +48,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=4000, help="similar-track requests in all")
     parser.add_argument("--searches", type=int, default=200)
     parser.add_argument("--port", type=int, default=8799)
+    parser.add_argument("--workers", type=int, default=1, help="server processes (`musimilar serve --workers`)")
     parser.add_argument("--workdir", type=Path, default=Path(".bench/serve"))
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
@@ -122,12 +125,13 @@ def timed_gets(port: int, paths: list[str], results: list[float], failures: list
     connection.close()
 
 
-def concurrent_similar(args: argparse.Namespace) -> tuple[list[float], float, list[str]]:
-    rng = random.Random(args.seed)
-    per_client = args.requests // args.clients
+def concurrent_similar(
+    args: argparse.Namespace, clients: int, requests: int, seed: int
+) -> tuple[list[float], float, list[str]]:
+    rng = random.Random(seed)
     plans = [
-        [f"/api/similar?seed={rng.randint(1, args.tracks)}&k=10" for _ in range(per_client)]
-        for _ in range(args.clients)
+        [f"/api/similar?seed={rng.randint(1, args.tracks)}&k=10" for _ in range(requests // clients)]
+        for _ in range(clients)
     ]
     results: list[float] = []
     failures: list[str] = []
@@ -138,6 +142,14 @@ def concurrent_similar(args: argparse.Namespace) -> tuple[list[float], float, li
     for thread in threads:
         thread.join()
     return results, time.perf_counter() - started, failures
+
+
+def warm_up(args: argparse.Namespace) -> None:
+    """Load for WARM_UP_SECONDS, so that every server process has started (the first answer came from one of
+    them) and every library thread has opened its library."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < WARM_UP_SECONDS:
+        concurrent_similar(args, clients=10, requests=200, seed=args.seed + 2)
 
 
 def in_process_similar(root: Path, args: argparse.Namespace) -> tuple[list[float], float]:
@@ -209,9 +221,10 @@ def first_paint(port: int) -> float | None:
     return seconds
 
 
-def start_server(root: Path, port: int) -> subprocess.Popen:
+def start_server(root: Path, port: int, workers: int) -> subprocess.Popen:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MUSIMILAR_")}
     command = [sys.executable, "-m", "musimilar", "serve", "--home", str(root), "--port", str(port)]
+    command += ["--workers", str(workers)]
     process = subprocess.Popen(command, env=environment, stderr=subprocess.DEVNULL)
     for _ in range(600):
         try:
@@ -233,10 +246,10 @@ def main() -> None:
     direct, opened = in_process_similar(root, args)
     cold = cold_command(root)
     shutil.rmtree(root / "map", ignore_errors=True)  # the map's first request computes the layout
-    process = start_server(root, args.port)
+    process = start_server(root, args.port, args.workers)
     try:
-        timed_gets(args.port, [f"/api/similar?seed={i}&k=10" for i in range(1, 51)], [], [])  # warm every worker
-        served, wall, failures = concurrent_similar(args)
+        warm_up(args)
+        served, wall, failures = concurrent_similar(args, args.clients, args.requests, args.seed)
         searches: dict[str, list[float]] = {}
         for word in SEARCH_WORDS:
             searches[word] = []
@@ -254,7 +267,10 @@ def main() -> None:
         process.terminate()
         process.wait(timeout=20)
     direct_p50 = statistics.median(direct)
-    print(f"similar tracks, k=10 ({args.tracks} tracks; opening model + embeddings + index {opened * 1000:.0f} ms):")
+    print(
+        f"similar tracks, k=10 ({args.tracks} tracks; opening model + embeddings + index {opened * 1000:.0f} ms; "
+        f"served by {args.workers} process{'es' if args.workers > 1 else ''}):"
+    )
     print(f"  Library.recommend, in process, 1 caller      {percentiles(direct)}   1.00x p50")
     print(
         f"  GET /api/similar, {args.clients} concurrent clients   {percentiles(served)}   "

@@ -13,6 +13,7 @@ from musimilar.cli.common import handles_errors, open_library
 from musimilar.cli.options import ConfigOption, FormatOption, HomeOption, ReportFormat
 
 DEFAULT_PORT = 8765
+MAX_WORKERS = 64
 
 
 class MapMethod(str, Enum):
@@ -35,6 +36,15 @@ def serve(
         ),
     ] = False,
     upload_limit_mb: Annotated[int, typer.Option(min=1, help="Largest file a visitor may upload, in MiB.")] = 64,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_WORKERS,
+            help="Server processes. One answers several hundred requests a second on one core; more use more "
+            "cores (and memory: each is a Python process of its own) for many clients at once.",
+        ),
+    ] = 1,
     open_browser: Annotated[bool, typer.Option("--open", help="Open the page in a web browser.")] = False,
 ) -> None:
     """A local web page to browse the library, listen, follow a radio, walk a path and see the map."""
@@ -43,14 +53,8 @@ def serve(
     from musimilar.serve.state import ServeOptions
 
     root = open_library(home, config, create=False).home.root  # a missing home or bad settings: one line, now
-    options = ServeOptions(host, port, upload_limit_mb * 1024 * 1024)
-    run_server(
-        lambda: open_library(root, config, create=False),
-        options,
-        plan_access(options, token),
-        render.message,
-        open_browser,
-    )
+    options = ServeOptions(host, port, upload_limit_mb * 1024 * 1024, workers=workers)
+    run_server(root, config, options, plan_access(options, token), render.message, open_browser)
 
 
 @handles_errors

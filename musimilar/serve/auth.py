@@ -2,7 +2,8 @@
 
 A token is sent as `Authorization: Bearer TOKEN` or in a cookie. A browser gets the cookie from a one-time URL
 printed at start (`/login/CODE`): the code works once, so the URL in a terminal's scrollback or a browser's
-history is worthless after use, and the token itself never appears in a URL.
+history is worthless after use, and the token itself never appears in a URL. The code works once across all the
+server's processes (`--workers`): see `LoginCodes`.
 
 Without a token, the server still checks the Host header (a web page on another site cannot reach it through a
 DNS name that points at 127.0.0.1) and refuses cross-site writes (an Origin header naming another host).
@@ -10,10 +11,14 @@ DNS name that points at 127.0.0.1) and refuses cross-site writes (an Origin head
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
+import os
 import secrets
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -42,25 +47,63 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+class LoginCodes:
+    """One-time login codes that every server process can redeem, each exactly once.
+
+    A code is an empty file, named by the code's SHA-256, in a private folder (mode 0700) the processes share;
+    redeeming deletes the file, and of several processes deleting it at once only one succeeds. The name is a hash:
+    nothing a request sends reaches the file system, and the folder's listing gives no code away.
+    """
+
+    def __init__(self, folder: Path | None = None) -> None:
+        """The codes in `folder` (made by another process, which removes it), else in a new folder of their own."""
+        self._owned: tempfile.TemporaryDirectory[str] | None = None
+        if folder is None:
+            self._owned = tempfile.TemporaryDirectory(prefix="musimilar-login-")  # mode 0700; removed at exit too
+            folder = Path(self._owned.name)
+        self.folder = folder
+
+    def new(self) -> str:
+        code = secrets.token_urlsafe(16)
+        os.close(os.open(self._file(code), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return code
+
+    def redeem(self, code: str) -> bool:
+        """True the first time `code` is offered, in whichever process; False after, or for a code never made."""
+        try:
+            os.unlink(self._file(code))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def remove(self) -> None:
+        """Remove the folder, when it is this object's own."""
+        if self._owned is not None:
+            self._owned.cleanup()
+
+    def _file(self, code: str) -> Path:
+        return self.folder / hashlib.sha256(code.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 @dataclass
 class Access:
     """The server's access rule: `token` None means open to loopback clients only (and the host must be loopback)."""
 
     token: str | None
-    login_codes: set[str] = field(default_factory=set)
+    login_codes: LoginCodes | None = None  # made with the first code
 
     def new_login_code(self) -> str:
         """A code for one browser to log in once (`/login/CODE` sets the token cookie)."""
-        code = secrets.token_urlsafe(16)
-        self.login_codes.add(code)
-        return code
+        if self.login_codes is None:
+            self.login_codes = LoginCodes()
+        return self.login_codes.new()
 
     def redeem(self, code: str) -> bool:
-        for known in list(self.login_codes):
-            if hmac.compare_digest(known, code):
-                self.login_codes.discard(known)
-                return True
-        return False
+        return self.login_codes is not None and self.login_codes.redeem(code)
+
+    def close(self) -> None:
+        if self.login_codes is not None:
+            self.login_codes.remove()
 
     def allows(self, request: Request) -> bool:
         if self.token is None:

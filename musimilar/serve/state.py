@@ -39,6 +39,7 @@ class ServeOptions:
     port: int = 8765
     upload_limit_bytes: int = DEFAULT_UPLOAD_LIMIT_BYTES
     library_workers: int = DEFAULT_LIBRARY_WORKERS
+    workers: int = 1  # server processes (`--workers`), each with its own event loop and library_workers threads
 
 
 class ServerState:

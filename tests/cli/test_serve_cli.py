@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,17 @@ def test_map_of_a_home_without_embeddings_is_not_ready(runner, tmp_path: Path) -
 def test_serve_without_a_home_says_so(runner, tmp_path: Path) -> None:
     result = runner.invoke(app, ["serve", "--home", str(tmp_path / "nowhere")])
     assert result.exit_code == 1 and "no library home here" in result.output
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_port_in_use_says_so_in_one_line(runner, home_copy: Path, workers: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = runner.invoke(app, ["serve", "--home", str(home_copy), "--port", port, "--workers", workers])
+    assert result.exit_code == 1 and f"127.0.0.1:{port}: cannot listen there" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_path_walks_from_one_track_to_another(runner, home_copy: Path) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from musimilar.serve.auth import COOKIE_NAME, Access, is_loopback
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+from musimilar.serve.auth import COOKIE_NAME, Access, LoginCodes, is_loopback
 from musimilar.serve.run import plan_access
 from musimilar.serve.state import ServeOptions
 
@@ -40,6 +44,28 @@ def test_a_one_time_login_url_sets_the_cookie_once(served_home, client_for) -> N
         client.cookies.clear()
         assert client.get(f"/login/{code}", follow_redirects=False).status_code == 401
         assert client.get("/api/tracks").status_code == 401
+
+
+def redeem_in(folder: Path, code: str) -> bool:
+    return LoginCodes(folder).redeem(code)
+
+
+def test_a_login_code_is_redeemed_once_whichever_process_offers_it() -> None:
+    codes = LoginCodes()
+    code = codes.new()
+    assert codes.folder.stat().st_mode & 0o777 == 0o700
+    assert code not in [p.name for p in codes.folder.iterdir()]  # files are named by the code's hash
+    with ProcessPoolExecutor(4, mp_context=get_context("spawn")) as pool:
+        attempts = list(pool.map(redeem_in, [codes.folder] * 8, [code] * 8))
+    assert sorted(attempts) == [False] * 7 + [True]
+    assert not codes.redeem(code) and not codes.redeem("never-made") and not codes.redeem(f"../{code}")
+    other = LoginCodes(codes.folder)  # what a server process sees: it redeems, and never removes the folder
+    second = codes.new()
+    assert other.redeem(second) and not codes.redeem(second)
+    other.remove()
+    assert codes.folder.is_dir()
+    codes.remove()
+    assert not codes.folder.exists()
 
 
 def test_any_host_but_loopback_gets_a_token() -> None:

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from real_server import start_server, stop
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -32,7 +28,6 @@ CHROMIUM_ARGS = [
     "--use-angle=swiftshader",  # WebGL (the map) drawn on the CPU
     "--enable-unsafe-swiftshader",
 ]
-START_SECONDS = 60
 STEP_MS = 15_000
 VIEWPORT = {"width": 1280, "height": 800}
 
@@ -42,43 +37,14 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server_url(served_home) -> Iterator[str]:
+def server_url(served_home, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`musimilar serve` started for real on a free loopback port."""
-    port = free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("MUSIMILAR_")}
-    command = [sys.executable, "-m", "musimilar", "serve", "--home", str(served_home[0]), "--port", str(port)]
-    process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    server = start_server(served_home[0], tmp_path_factory.mktemp("browser") / "serve.log")
     try:
-        _wait_until_up(url, process)
-        yield url
+        yield server.url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def _wait_until_up(url: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"serve exited: {process.stdout.read().decode() if process.stdout else ''}")
-        try:
-            with urllib.request.urlopen(f"{url}/api/status", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"serve did not answer within {START_SECONDS} s")
+        stop(server.process)
 
 
 @pytest.fixture
