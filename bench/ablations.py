@@ -30,19 +30,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import quality  # noqa: E402  (bench/quality.py: the same figures, not a copy)
 
-from musimilar import metrics  # noqa: E402
 from musimilar.catalog import Catalog  # noqa: E402
 from musimilar.embeddings import fit_post, load_embeddings  # noqa: E402
 from musimilar.library import Library  # noqa: E402
-from musimilar.postprocess import csls_neighbours, unit_rows  # noqa: E402
 from musimilar.settings import load_settings  # noqa: E402
 
-TRAINED: dict[str, dict[str, object]] = {
+TRAINED: dict[str, dict[str, object]] = {  # the defaults: 4 views a track, time stretch on half, bf16 where native
     "default": {},
+    "earlier defaults": {"train.views_per_track": 2, "augment.stretch_p": 0.0},
+    "pairs (2 views)": {"train.views_per_track": 2},
+    "no time stretch": {"augment.stretch_p": 0.0},
+    "float32": {"train.precision": "float32"},
     "pitch shift": {"augment.pitch_p": 0.5},
-    "time stretch": {"augment.stretch_p": 0.5},
     "mix in a track": {"augment.mix_p": 0.5},
-    "multi-crop, 4 views": {"train.views_per_track": 4},
 }
 POST_PROCESSED: dict[str, dict[str, object]] = {  # each against the default post-processing (docs/quality.md)
     "no post-processing": {"retrieval.whiten": False, "retrieval.csls_k": 0},
@@ -134,33 +134,12 @@ def figures_with_errors(
     rows = searched.rows_of(ids)
     vectors = np.asarray(searched.vectors[rows])
     radius = table.post.radius[rows] if table.post is not None and table.post.radius is not None else None
-    names = sorted(set(labels))
-    held_out = np.isin(labels, names[2::3])
-    figures: dict[str, tuple[float, float]] = {}
-    for subset, mask in (("all", np.ones_like(held_out)), ("tune", ~held_out), ("held-out", held_out)):
-        precision, correct = per_track(vectors[mask], labels[mask], None if radius is None else radius[mask])
-        figures[f"p@10 {subset}"] = (precision.mean(), precision.std(ddof=1) / np.sqrt(len(precision)))
-        accuracy = correct.mean()
-        figures[f"kNN {subset}"] = (accuracy, np.sqrt(accuracy * (1 - accuracy) / len(correct)))
+    figures = quality.searched_figures(vectors, radius, labels, quality.label_subsets(labels))
     if post_flags is None:
         segment = quality.score(library.home, paths, labels)["model"].get("segment top-1")
         figures["segment top-1"] = (segment, float("nan"))
     library.close()
     return figures
-
-
-def per_track(vectors: np.ndarray, labels: np.ndarray, radius: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Each track's precision@10 and whether its kNN@10 vote is right (cosine ranking, or CSLS with `radius`)."""
-    codes, _ = metrics.encode_labels(labels)
-    k = min(quality.K, len(codes) - 1)
-    if radius is None:
-        indices, sims = metrics.cosine_neighbours(vectors, k)
-    else:
-        indices, sims = csls_neighbours(unit_rows(vectors), radius, k)
-    precision = (codes[indices] == codes[:, None]).mean(axis=1)
-    scores = metrics.weighted_vote(codes[indices], sims, int(codes.max()) + 1)
-    correct = metrics.vote_winner(scores, codes[indices]) == codes
-    return precision, correct
 
 
 def print_table(results: dict[str, dict[str, tuple[float, float]]], flush: bool = False) -> None:

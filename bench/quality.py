@@ -8,8 +8,12 @@ The model trains on all tracks with no labels through `Library.train`, the path 
 first (`--minutes 0` gives none: the run stops by itself, as `musimilar train DIR` alone does); labels are used
 only to score.
 Every third label (sorted) is held out from tuning: decide settings on the "tune" column, report "held-out" too.
-Figures: label precision@10 and kNN@10 accuracy (cosine, query left out), and segment retrieval (two
-non-overlapping 10 s segments from the middle of each track: does the first find the second, top-1).
+Figures: label precision@10 and kNN@10 accuracy (query left out), and segment retrieval (two non-overlapping 10 s
+segments from the middle of each track: does the first find the second, top-1). The "model" row scores what
+`recommend` answers: the stored vectors after the retrieval post-processing, ranked by CSLS when the embeddings carry
+it, and each 10 s segment embedded as `recommend FILE` embeds a 10 s file (`embed.crops` crops spread over it, then
+the post-processing). "model, earlier scoring" is the scoring of earlier tables: cosine ranking of the
+post-processed vectors, segments as floor(10 / 3) raw crops.
 Baselines: log-mel statistics (band mean and std over time) and MFCC statistics (20 MFCC + deltas, spectral
 contrast/centroid/rolloff, chroma; mean and std over the middle 30 s; z-scored), the reference features.
 """
@@ -29,6 +33,7 @@ from musimilar.cache import CacheReader, cache_directory
 from musimilar.catalog import Catalog
 from musimilar.embed import embedding_crop_frames, encode_crops, open_model, track_crops
 from musimilar.embeddings import load_embeddings
+from musimilar.postprocess import PostProcess, csls_neighbours, unit_rows
 from musimilar.home import Home
 from musimilar.library import Library
 from musimilar.frames import frames_per_second
@@ -84,59 +89,98 @@ def read_manifest(devset: Path) -> tuple[list[Path], np.ndarray]:
 def score(home: Home, paths: list[Path], labels: np.ndarray) -> dict[str, dict[str, float]]:
     model = open_model(home, None, __import__("torch").device("cpu"))
     table = load_embeddings(home.embeddings_dir)
-    searched = table.post_processed()  # as `recommend` searches them ([retrieval] settings; CSLS not counted)
+    searched = table.post_processed()  # as `recommend` searches them ([retrieval] settings)
     settings = load_settings()
     with Catalog(home.catalog_path) as catalog:
         ids = [catalog.track_by_path(p).id for p in paths]
         placements = catalog.placements()
     reader = CacheReader(cache_directory(home, settings.audio, settings.mel), settings.mel.n_mels)
     logmels = [reader.read(placements[i]) for i in ids]
-    names = sorted(set(labels))
-    held_out = set(names[2::3])
-    subsets = {
-        "all": np.ones(len(labels), bool),
-        "tune": ~np.isin(labels, list(held_out)),
-        "held-out": np.isin(labels, list(held_out)),
-    }
+    subsets = label_subsets(labels)
+    vectors = np.asarray(searched.vectors[searched.rows_of(ids)])
+    radius = table.post.radius[table.rows_of(ids)] if table.post is not None and table.post.radius is not None else None
     features = {
-        "model": np.asarray(searched.vectors[searched.rows_of(ids)]),
+        "model, earlier scoring": vectors,
         "log-mel stats": metrics.standardise(np.stack([metrics.logmel_statistics(m) for m in logmels])),
         "MFCC stats": mfcc_statistics(paths, home.root / "mfcc.npy"),
     }
-    segments = segment_features(model, logmels, frames_per_second(settings.audio, settings.mel))
-    figures: dict[str, dict[str, float]] = {}
-    for name, vectors in features.items():
-        row: dict[str, float] = {}
+    segments = segment_features(model, table.post, logmels, frames_per_second(settings.audio, settings.mel))
+    searched_with_errors = searched_figures(vectors, radius, labels, subsets)
+    figures: dict[str, dict[str, float]] = {"model": {name: value for name, (value, _) in searched_with_errors.items()}}
+    figures["model ± standard error"] = {name: error for name, (_, error) in searched_with_errors.items()}
+    for name, features_of in features.items():
+        figures[name] = {}
         for subset, mask in subsets.items():
-            summary = metrics.summarise(vectors[mask], labels[mask], k=K)
-            row[f"p@10 {subset}"] = summary["precision_at_k"]
-            row[f"kNN {subset}"] = summary["knn_accuracy"]
-        if name in segments:
-            first, second = segments[name]
-            row["segment top-1"] = metrics.segment_retrieval(first, second)["top1"]
-        figures[name] = row
+            summary = metrics.summarise(features_of[mask], labels[mask], k=K)
+            figures[name][f"p@10 {subset}"] = summary["precision_at_k"]
+            figures[name][f"kNN {subset}"] = summary["knn_accuracy"]
+    for name, (first, second) in segments.items():
+        figures[name]["segment top-1"] = metrics.segment_retrieval(first, second)["top1"]
     figures["chance"] = {f"p@10 {s}": metrics.chance_precision(labels[m], K) for s, m in subsets.items()}
     return figures
 
 
-def segment_features(model, logmels: list[np.ndarray], fps: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Two non-overlapping 10 s segments from the middle of each track, embedded by the model and the stats."""
+def label_subsets(labels: np.ndarray) -> dict[str, np.ndarray]:
+    """All tracks, the tune labels and the held-out labels (every third label, sorted)."""
+    held_out = sorted(set(labels))[2::3]
+    return {"all": np.ones(len(labels), bool), "tune": ~np.isin(labels, held_out), "held-out": np.isin(labels, held_out)}
+
+
+def searched_figures(
+    vectors: np.ndarray, radius: np.ndarray | None, labels: np.ndarray, subsets: dict[str, np.ndarray]
+) -> dict[str, tuple[float, float]]:
+    """{figure: (value, standard error)}: p@10 (error over tracks) and kNN@10 (binomial) of the ranking `recommend`
+    gives, CSLS over the library's radii when there are any, on each subset of the tracks."""
+    figures: dict[str, tuple[float, float]] = {}
+    for subset, mask in subsets.items():
+        precision, correct = per_track(vectors[mask], labels[mask], None if radius is None else radius[mask])
+        figures[f"p@10 {subset}"] = (float(precision.mean()), float(precision.std(ddof=1) / np.sqrt(len(precision))))
+        accuracy = float(correct.mean())
+        figures[f"kNN {subset}"] = (accuracy, float(np.sqrt(accuracy * (1 - accuracy) / len(correct))))
+    return figures
+
+
+def per_track(vectors: np.ndarray, labels: np.ndarray, radius: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Each track's precision@10 and whether its kNN@10 vote is right (cosine ranking, or CSLS with `radius`)."""
+    codes, _ = metrics.encode_labels(labels)
+    k = min(K, len(codes) - 1)
+    if radius is None:
+        indices, sims = metrics.cosine_neighbours(vectors, k)
+    else:
+        indices, sims = csls_neighbours(unit_rows(vectors), radius, k)
+    precision = (codes[indices] == codes[:, None]).mean(axis=1)
+    scores = metrics.weighted_vote(codes[indices], sims, int(codes.max()) + 1)
+    correct = metrics.vote_winner(scores, codes[indices]) == codes
+    return precision, correct
+
+
+def segment_features(
+    model, post: PostProcess | None, logmels: list[np.ndarray], fps: float
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Two non-overlapping 10 s segments from the middle of each track, embedded by the model (as a 10 s query file
+    is, and as earlier tables did) and summarised by the log-mel statistics."""
     import torch
 
     size = int(SEGMENT_SECONDS * fps)
     length = embedding_crop_frames(model)
-    firsts, seconds, stats_first, stats_second = [], [], [], []
+    pairs: dict[str, tuple[list, list]] = {"model": ([], []), "model, earlier scoring": ([], []), "stats": ([], [])}
     for logmel in logmels:
         middle = logmel.shape[1] // 2
-        first = logmel[:, max(0, middle - size) : middle]
-        second = logmel[:, middle : middle + size]
-        for segment, out, stats in ((first, firsts, stats_first), (second, seconds, stats_second)):
-            crops = track_crops(segment, max(1, segment.shape[1] // length), length)
-            out.append(encode_crops(model, torch.from_numpy(crops), torch.device("cpu")))
-            stats.append(metrics.logmel_statistics(segment))
-    both = metrics.standardise(np.concatenate([np.stack(stats_first), np.stack(stats_second)]))
+        for side, segment in enumerate((logmel[:, max(0, middle - size) : middle], logmel[:, middle : middle + size])):
+            as_query = track_crops(segment, model.embed.crops, length)
+            earlier = track_crops(segment, max(1, segment.shape[1] // length), length)
+            pairs["model"][side].append(encode_crops(model, torch.from_numpy(as_query), torch.device("cpu")))
+            pairs["model, earlier scoring"][side].append(
+                encode_crops(model, torch.from_numpy(earlier), torch.device("cpu"))
+            )
+            pairs["stats"][side].append(metrics.logmel_statistics(segment))
+    first, second = (np.stack(side) for side in pairs["model"])
+    if post is not None:
+        first, second = post.apply(first), post.apply(second)
+    both = metrics.standardise(np.concatenate([np.stack(side) for side in pairs["stats"]]))
     return {
-        "model": (np.stack(firsts), np.stack(seconds)),
+        "model": (first, second),
+        "model, earlier scoring": tuple(np.stack(side) for side in pairs["model, earlier scoring"]),
         "log-mel stats": (both[: len(logmels)], both[len(logmels) :]),
     }
 
@@ -172,9 +216,9 @@ def mfcc_statistics(paths: list[Path], cache: Path) -> np.ndarray:
 
 def print_table(figures: dict[str, dict[str, float]]) -> None:
     columns = sorted({c for row in figures.values() for c in row}, key=lambda c: (c.split()[0], c))
-    print(f"{'':16}" + "".join(f"{c:>16}" for c in columns))
+    print(f"{'':24}" + "".join(f"{c:>16}" for c in columns))
     for name, row in figures.items():
-        print(f"{name:16}" + "".join(f"{row[c]:16.3f}" if c in row else f"{'':16}" for c in columns))
+        print(f"{name:24}" + "".join(f"{row[c]:16.3f}" if c in row else f"{'':16}" for c in columns))
 
 
 if __name__ == "__main__":
