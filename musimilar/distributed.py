@@ -16,7 +16,7 @@ import torch.distributed as dist
 from torch import nn
 
 from musimilar.errors import SettingsError
-from musimilar.losses import contrastive_loss
+from musimilar.losses import contrastive_loss, multi_view_supcon
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,27 @@ def global_contrastive_loss(
         name, both[:, 0], both[:, 1], temperature, every_label, anchors=slice(start, start + sizes[rank])
     )
     return loss * (len(sizes) * sizes[rank] / sum(sizes))
+
+
+def global_multi_view_loss(z: torch.Tensor, classes: torch.Tensor, views: int, temperature: float) -> torch.Tensor:
+    """Multi-crop loss (losses.multi_view_supcon) of this process's `views` crops of each of its B samples (`z`
+    [views * B, D], view-major; `classes` [B]) against the crops of every process, weighted as
+    `global_contrastive_loss` is so that DistributedDataParallel's average is the global batch's mean."""
+    if _world() == 1:
+        return multi_view_supcon(z, classes.repeat(views), temperature)
+    local = z.reshape(views, -1, z.shape[1]).transpose(0, 1).contiguous()  # [B, views, D]
+    sizes = _sizes_over_ranks(len(local), z.device)
+    rank = dist.get_rank()
+    every = _GatherWithGradient.apply(local, sizes)  # [N, views, D]
+    every_class = _gather_rows(classes, sizes)  # [N]
+    if sizes[rank] == 0:
+        return every.sum() * 0.0
+    total, start = sum(sizes), sum(sizes[:rank])
+    own = torch.arange(start, start + sizes[rank], device=z.device)
+    anchors = torch.cat([own + view * total for view in range(views)])
+    flat = every.transpose(0, 1).reshape(views * total, -1)  # view-major over the global batch
+    loss = multi_view_supcon(flat, every_class.repeat(views), temperature, anchors)
+    return loss * (len(sizes) * sizes[rank] / total)
 
 
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):

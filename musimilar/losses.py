@@ -79,16 +79,21 @@ def supcon(
     return -(positive_log_prob / positive.sum(dim=1)).mean()
 
 
-def multi_view_supcon(z: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+def multi_view_supcon(
+    z: torch.Tensor, labels: torch.Tensor, temperature: float, anchors: torch.Tensor | None = None
+) -> torch.Tensor:
     """Supervised contrastive loss over any number of views `z` [M, D] with their `labels` [M]: every other view
     of the same label is a positive. Several crops of one track labelled by the track is multi-crop training
-    without human labels; with two views and distinct labels it is NT-Xent."""
-    logits = _cosine_logits(z, z, temperature)  # [M, M]
-    itself = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    without human labels; with two views and distinct labels it is NT-Xent. `anchors` (row indices, default all)
+    are the rows whose terms are averaged, each against all M views: one process's share of a global batch."""
+    every = torch.arange(len(z), device=z.device)
+    rows = every if anchors is None else anchors
+    logits = _cosine_logits(z[rows], z, temperature)  # [A, M]
+    itself = rows[:, None] == every[None, :]  # [A, M]
     logits = logits.masked_fill(itself, torch.finfo(logits.dtype).min)
-    log_prob = logits - logits.logsumexp(dim=1, keepdim=True)  # [M, M]
-    positive = (labels[:, None] == labels[None, :]) & ~itself  # [M, M]
-    positive_log_prob = torch.where(positive, log_prob, torch.zeros_like(log_prob)).sum(dim=1)  # [M]
+    log_prob = logits - logits.logsumexp(dim=1, keepdim=True)  # [A, M]
+    positive = (labels[rows][:, None] == labels[None, :]) & ~itself  # [A, M]
+    positive_log_prob = torch.where(positive, log_prob, torch.zeros_like(log_prob)).sum(dim=1)  # [A]
     return -(positive_log_prob / positive.sum(dim=1).clamp(min=1)).mean()
 
 

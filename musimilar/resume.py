@@ -15,7 +15,7 @@ from musimilar.home import Home, atomic_path
 from musimilar.settings import Settings
 
 STATE_FILE = "state.pt"
-MACHINE_SPECIFIC = ("device", "loader_workers", "compile")  # may differ on the machine that resumes
+MACHINE_SPECIFIC = ("device", "loader_workers", "compile", "precision")  # may differ on the machine that resumes
 
 
 @dataclass

@@ -81,7 +81,7 @@ class AugmentSettings(Section):
     # above; off until the ablations of docs/quality.md show they help.
     pitch_p: float = Field(0.0, ge=0, le=1, description="chance of a shift along the mel axis")
     pitch_max_bins: float = Field(4.0, ge=0, description="largest shift, in mel bins (fractional shifts interpolate)")
-    stretch_p: float = Field(0.0, ge=0, le=1, description="chance of a resized time crop")
+    stretch_p: float = Field(0.5, ge=0, le=1, description="chance of a resized time crop")
     stretch_max: float = Field(0.2, ge=0, lt=1, description="the crop keeps 1 - stretch_max to all of the frames")
     mix_p: float = Field(0.0, ge=0, le=1, description="chance of mixing in another track of the batch (BYOL-A)")
     mix_max: float = Field(0.4, ge=0, le=0.5, description="largest share of the other track's power")
@@ -140,6 +140,7 @@ class ModelSettings(Section):
 
 LossName = Literal["ntxent", "infonce", "supcon"]
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]
+Precision = Literal["auto", "float32"]
 
 
 class TrainSettings(Section):
@@ -152,7 +153,9 @@ class TrainSettings(Section):
     min_steps: int = Field(1000, ge=1, description="optimizer steps before a run may stop for lack of improvement")
     ceiling_epochs: int = Field(100, ge=1, description="the most epochs a run without epochs or minutes trains")
     max_steps: int = Field(100000, ge=1, description="the most steps a run without epochs or minutes trains")
-    batch_size: int = Field(128, ge=2, description="pairs per step: more negatives per positive")
+    batch_size: int = Field(
+        128, ge=2, description="tracks per step (each with views_per_track crops): more negatives per positive"
+    )
     lr: float = Field(2e-3, gt=0, description="peak learning rate (AdamW)")
     weight_decay: float = Field(1e-4, ge=0)
     warmup_fraction: float = Field(0.05, ge=0, lt=1, description="share of steps with a linear warm-up")
@@ -165,11 +168,23 @@ class TrainSettings(Section):
     seed: int = 0
     crops_per_track: int = Field(8, ge=1, description="positive pairs drawn from each track per epoch")
     views_per_track: int = Field(
-        2, ge=2, le=8, description="crops of each track in a batch; above 2: multi-crop, the track as the label"
+        4, ge=2, le=8, description="crops of each track in a batch; above 2: multi-crop, the track as the label"
     )
     val_fraction: float = Field(0.05, ge=0, lt=0.5, description="share of tracks held out for validation")
     compile: bool = False
+    precision: Precision = Field(
+        "auto", description="auto: train in bf16 where the device computes it natively (recent GPUs, AVX512-BF16/AMX CPUs)"
+    )
     loader_workers: int = Field(2, ge=0, description="background threads that read crops from the cache")
+
+    @model_validator(mode="after")
+    def _check_loss_takes_the_views(self) -> TrainSettings:
+        if self.views_per_track > 2 and self.loss == "infonce":
+            raise ValueError(
+                "loss infonce compares pairs of crops: set views_per_track = 2 with it (above 2, multi-crop trains "
+                "a supervised contrastive loss with the track, or with loss supcon the --by label, as the class)"
+            )
+        return self
 
 
 class EmbedSettings(Section):

@@ -17,12 +17,11 @@ from musimilar.batches import load_in_background, plan_epoch
 from musimilar.cache import CACHE_KEY, CacheReader, cache_directory
 from musimilar.catalog import Catalog, Placement
 from musimilar.checkpoint import publish_model, save_epoch_model
-from musimilar.devices import autocast, pick_device
+from musimilar.devices import autocast, fast_memory_format, pick_device
 from musimilar.encoder import ContrastiveModel
-from musimilar.errors import NotReadyError, SettingsError
+from musimilar.errors import NotReadyError
 from musimilar.home import Home
 from musimilar.labels import label_of
-from musimilar.losses import multi_view_supcon
 from musimilar.frames import crop_frames
 from musimilar.mel import preprocessing_fingerprint
 from musimilar.resume import ResumePoint, TrainingState, load_resume_point, save_resume_point
@@ -92,11 +91,6 @@ def train(
     notify = notify or (lambda text: None)
     ranks = distributed.ranks_from_environment()
     distributed.check_batch_size(settings.train.batch_size, ranks)
-    if ranks.distributed and settings.train.views_per_track > 2:
-        raise SettingsError(
-            "train.views_per_track above 2 (multi-crop) runs in one process only: its loss does not yet gather the "
-            "other processes' views"
-        )
     device = distributed.start(ranks, pick_device(settings.train.device))
     point = load_resume_point(home) if resume else None
     if point is not None:
@@ -125,7 +119,7 @@ def _open_training_data(home: Home, settings: Settings) -> TrainingData:
             "(run `musimilar convert DIR` or `musimilar train DIR`)"
         )
     by = settings.train.by
-    names = [label_of(tracks[i], by) if by else None for i in ids]
+    names = [label_of(tracks[i], by) if by and settings.train.loss == "supcon" else None for i in ids]
     if settings.train.loss == "supcon" and not any(names):
         raise NotReadyError(f"--loss supcon needs labels: no track has a '{by}' label (set --by)")
     codes = {name: code for code, name in enumerate(sorted({n for n in names if n}))}
@@ -161,9 +155,7 @@ class _Run:
         if self.state.track_ids != list(data.track_ids):
             raise NotReadyError("the library changed since the interrupted run: start a new run (without --resume)")
         self.batch_size = self._batch_size()
-        self.model = ContrastiveModel(settings.model).to(device)
-        if device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = ContrastiveModel(settings.model).to(device).to(memory_format=fast_memory_format(device))
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
         self.augmenter = Augmenter(settings.augment)
         self.plan_generator = torch.Generator().manual_seed(train.seed)
@@ -427,7 +419,7 @@ class _Run:
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
         augmented = [self.augmenter(v.to(self.device, non_blocking=True), self.view_generator) for v in views]
-        with autocast(self.device):
+        with autocast(self.device, train.precision, training=True):
             _, z = self.network(torch.cat(augmented))
         loss = self._loss(z.float(), labels, len(augmented))
         self.optimizer.zero_grad(set_to_none=True)
@@ -441,8 +433,8 @@ class _Run:
         more (multi-crop), the supervised contrastive loss with the label (or, without, the track) as class."""
         train = self.settings.train
         if views > 2:
-            classes = torch.from_numpy(labels).to(self.device).repeat(views)  # [views * B]
-            return multi_view_supcon(z, classes, train.temperature)
+            classes = torch.from_numpy(labels).to(self.device)  # [B]
+            return distributed.global_multi_view_loss(z, classes, views, train.temperature)
         z1, z2 = z.chunk(2)
         label_tensor = torch.from_numpy(labels).to(self.device) if train.loss == "supcon" else None
         return distributed.global_contrastive_loss(train.loss, z1, z2, train.temperature, label_tensor)

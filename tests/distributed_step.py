@@ -18,16 +18,22 @@ from musimilar.settings import ModelSettings
 
 MODEL = ModelSettings(channels=[4, 8], dropout=0.0)
 N_MELS, FRAMES, TEMPERATURE = 16, 24, 0.2
-CASES = (("ntxent", 8), ("infonce", 8), ("supcon", 8), ("ntxent", 7))  # 7: an uneven split
+CASES = (("ntxent", 8), ("infonce", 8), ("supcon", 8), ("ntxent", 7), ("multicrop", 8), ("multicrop", 7))  # 7: uneven
+# split; "multicrop": three views of each sample, losses.multi_view_supcon
+MULTICROP_VIEWS = 3
 
 
-def case_inputs(batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Two views [B, n_mels, T] and labels [B] of a seeded global batch (float64: tight comparisons)."""
+def case_inputs(batch: int, loss_name: str) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The views [B, n_mels, T] (three for multi-crop, else two) and labels [B] of a seeded global batch (float64:
+    tight comparisons)."""
     generator = torch.Generator().manual_seed(batch)
     first = torch.randn(batch, N_MELS, FRAMES, generator=generator, dtype=torch.float64)
-    second = first + 0.3 * torch.randn(batch, N_MELS, FRAMES, generator=generator, dtype=torch.float64)
-    labels = torch.arange(batch) % 3
-    return first, second, labels
+    count = MULTICROP_VIEWS if loss_name == "multicrop" else 2
+    others = [
+        first + 0.3 * torch.randn(batch, N_MELS, FRAMES, generator=generator, dtype=torch.float64)
+        for _ in range(count - 1)
+    ]
+    return [first, *others], torch.arange(batch) % 3
 
 
 def fresh_model() -> ContrastiveModel:
@@ -35,11 +41,14 @@ def fresh_model() -> ContrastiveModel:
     return ContrastiveModel(MODEL).double()
 
 
-def step(network: torch.nn.Module, first: torch.Tensor, second: torch.Tensor, labels, loss_name: str):
-    """Forward both views in one batch, as training does; returns the loss (backward done)."""
-    _, z = network(torch.cat([first, second]))
-    z1, z2 = z.chunk(2)
-    loss = distributed.global_contrastive_loss(loss_name, z1, z2, TEMPERATURE, labels)
+def step(network: torch.nn.Module, views: list[torch.Tensor], labels, loss_name: str):
+    """Forward all views in one batch, as training does; returns the loss (backward done)."""
+    _, z = network(torch.cat(views))
+    if loss_name == "multicrop":
+        loss = distributed.global_multi_view_loss(z, labels, len(views), TEMPERATURE)
+    else:
+        z1, z2 = z.chunk(2)
+        loss = distributed.global_contrastive_loss(loss_name, z1, z2, TEMPERATURE, labels)
     loss.backward()
     return loss
 
@@ -56,9 +65,9 @@ def main(output: str) -> None:
     for loss_name, batch in CASES:
         model = fresh_model()
         network = torch.nn.parallel.DistributedDataParallel(distributed.synchronise_batch_norm(model))
-        first, second, labels = case_inputs(batch)
+        views, labels = case_inputs(batch, loss_name)
         mine = share(batch, ranks.rank, ranks.world)
-        loss = step(network, first[mine], second[mine], labels[mine], loss_name)
+        loss = step(network, [view[mine] for view in views], labels[mine], loss_name)
         distributed.local_batch_norm(model)
         results[f"{loss_name}/{batch}"] = {
             "loss": distributed.mean_over_ranks(float(loss.detach()), torch.device("cpu")),

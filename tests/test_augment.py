@@ -162,13 +162,15 @@ def test_augmenter_is_reproducible_from_a_seed() -> None:
 
 def test_augmenter_without_kinds_returns_the_input() -> None:
     batch = log_mel()
-    assert torch.equal(Augmenter(AugmentSettings(per_view=0))(batch, seeded()), batch)
-    never = AugmentSettings(gain_p=0, noise_p=0, reverse_p=0, freq_mask_p=0, time_mask_p=0)
+    assert torch.equal(Augmenter(AugmentSettings(per_view=0, stretch_p=0))(batch, seeded()), batch)
+    never = AugmentSettings(gain_p=0, noise_p=0, reverse_p=0, freq_mask_p=0, time_mask_p=0, stretch_p=0)
     assert torch.equal(Augmenter(never)(batch, seeded()), batch)
 
 
 def test_augmenter_with_only_reversal_reverses_every_sample() -> None:
-    only_reverse = AugmentSettings(per_view=5, gain_p=0, noise_p=0, reverse_p=1, freq_mask_p=0, time_mask_p=0)
+    only_reverse = AugmentSettings(
+        per_view=5, gain_p=0, noise_p=0, reverse_p=1, freq_mask_p=0, time_mask_p=0, stretch_p=0
+    )
     batch = log_mel()
     assert torch.equal(Augmenter(only_reverse)(batch, seeded()), reverse_time(batch))
 
@@ -251,10 +253,11 @@ def test_mix_in_adds_powers_at_the_asked_share() -> None:
 @pytest.mark.parametrize("kind", ["pitch_p", "stretch_p", "mix_p"])
 def test_each_style_augmentation_fires_with_its_probability(kind: str) -> None:
     batch = log_mel(400, frames=16)
-    never = style_augment(batch, AugmentSettings(), seeded())
-    assert never is batch  # off by default: no draw, no change
-    settings = AugmentSettings(**{kind: 0.5})
+    off = {"pitch_p": 0.0, "stretch_p": 0.0, "mix_p": 0.0}
+    never = style_augment(batch, AugmentSettings(**off), seeded())
+    assert never is batch  # off: no draw, no change
+    settings = AugmentSettings(**{**off, kind: 0.5})
     changed = (style_augment(batch, settings, seeded()) - batch).abs().amax(dim=(1, 2)) > 1e-4
     assert 0.35 < changed.float().mean() < 0.65
-    view = Augmenter(AugmentSettings(per_view=0, **{kind: 1.0}))(batch, seeded())
+    view = Augmenter(AugmentSettings(per_view=0, **{**off, kind: 1.0}))(batch, seeded())
     assert view.shape == batch.shape and not torch.equal(view, batch)

@@ -100,8 +100,8 @@ def test_two_processes_step_as_one_process_on_the_whole_batch(tmp_path: Path) ->
     distributed_results = torch.load(output, weights_only=True)
     for loss_name, batch in case.CASES:
         model = case.fresh_model()
-        first, second, labels = case.case_inputs(batch)
-        loss = case.step(model, first, second, labels, loss_name).detach()
+        views, labels = case.case_inputs(batch, loss_name)
+        loss = case.step(model, views, labels, loss_name).detach()
         got = distributed_results[f"{loss_name}/{batch}"]
         assert got["loss"] == pytest.approx(float(loss), rel=1e-9), loss_name
         for name, parameter in model.named_parameters():
@@ -113,7 +113,7 @@ def test_two_processes_step_as_one_process_on_the_whole_batch(tmp_path: Path) ->
 def test_two_processes_without_global_negatives_would_differ() -> None:
     """The check above can fail: each process's loss on its own half is not the loss of the whole batch."""
 
-    first, second, _ = case.case_inputs(8)
+    (first, second), _ = case.case_inputs(8, "ntxent")
     with torch.no_grad():
         _, z = case.fresh_model()(torch.cat([first, second]))
     z1, z2 = z.chunk(2)
@@ -136,7 +136,7 @@ def test_global_batch_norm_swaps_in_and_out_keeping_weights_and_statistics() -> 
     synchronise_batch_norm(model)
     assert sum(isinstance(m, GlobalBatchNorm) for m in model.modules()) == 5  # input, 2 blocks, output, head
     assert list(model.parameters()) == parameters  # the optimizer's tensors are kept
-    first, second, _ = case.case_inputs(6)
+    (first, _), _ = case.case_inputs(6, "ntxent")
     plain = case.fresh_model()
     torch.testing.assert_close(model(first)[1], plain(first)[1])  # one process: a plain batch norm
     local_batch_norm(model)

@@ -169,3 +169,12 @@ def test_a_password_is_never_a_setting(tmp_path: Path, section: str) -> None:
     assert str(caught.value) == f"{config}: {section}: passwords are not settings: set {variable} or answer the prompt"
     assert "hunter2" not in str(caught.value)
     assert load_settings(environ={variable: "hunter2"}) == Settings()  # the variable is a secret, not a setting
+
+
+def test_infonce_needs_pairs_of_crops() -> None:
+    from musimilar.settings import TrainSettings
+
+    with pytest.raises(ValueError, match="views_per_track = 2"):
+        TrainSettings(loss="infonce")
+    assert TrainSettings(loss="infonce", views_per_track=2).loss == "infonce"
+    assert TrainSettings().views_per_track == 4
