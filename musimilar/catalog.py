@@ -242,6 +242,11 @@ class Catalog:
         query = "SELECT * FROM tracks" + (" WHERE status = ?" if status else "") + " ORDER BY id"
         return [Track.from_row(row) for row in self.connection.execute(query, (status,) if status else ())]
 
+    def live_versions(self) -> dict[int, int]:
+        """{id: version} of every ok track, without building the tracks (what the embeddings are checked against)."""
+        rows = self.connection.execute("SELECT id, version FROM tracks WHERE status = 'ok' ORDER BY id")
+        return {row["id"]: row["version"] for row in rows}
+
     def track(self, track_id: int) -> Track | None:
         row = self.connection.execute("SELECT * FROM tracks WHERE id = ?", (track_id,)).fetchone()
         return None if row is None else Track.from_row(row)

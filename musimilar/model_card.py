@@ -2,7 +2,9 @@
 
 Queries for tracks of the library only compare the stored embeddings' fingerprint with the model's: with the card,
 `musimilar recommend 42` never imports torch (seconds saved on a cold command). The card also holds the settings
-that shape the model's input, so a query for a file decodes its crops while torch and the model load. The card
+that shape the model's input, so a query for a file decodes its crops while torch and the model load. It also holds
+what `info` and the server's `/api/status` show of the model (size, epochs, when it was trained, its heads), so a
+server process never imports torch for them. The card
 names the model file's content hash, so a model file replaced without its card (copied in by hand, or a write
 interrupted between the two) is noticed and everything read from the model itself.
 """
@@ -39,11 +41,25 @@ class ModelCard:
     audio: AudioSettings
     mel: MelSettings
     embed: EmbedSettings
+    summary: dict[str, Any] | None  # model_summary of the file; None on cards written before it was kept
+
+
+def model_summary(payload: dict[str, Any]) -> dict[str, Any]:
+    """What status reports of a model file's payload: its size, training epochs and figure, date and heads."""
+    training = payload.get("training", {})
+    return {
+        "size": payload["model"].get("size"),
+        "epochs": training.get("epochs"),
+        "val_segment_top1": training.get("val_segment_top1"),
+        "trained_at": training.get("trained_at"),
+        "heads": sorted(payload.get("heads", {})),
+    }
 
 
 def write_card(model_path: Path, payload: dict[str, Any]) -> None:
-    """Record the fingerprint and input settings of the model file as it is now (after every write of the file)."""
+    """Record the fingerprint, input settings and summary of the model file as it is now (after every write)."""
     card = {name: payload[name] for name in ("fingerprint", "audio", "mel", "embed")}
+    card["summary"] = model_summary(payload)
     card["file_blake2b"] = file_digest(model_path)
     atomic_write_text(card_path(model_path), json.dumps(card) + "\n")
 
@@ -59,6 +75,7 @@ def read_card(model_path: Path) -> ModelCard | None:
             AudioSettings.model_validate(card["audio"]),
             MelSettings.model_validate(card["mel"]),
             EmbedSettings.model_validate(card["embed"]),
+            card.get("summary"),
         )
     except (OSError, ValueError, KeyError, TypeError):  # pydantic's ValidationError is a ValueError
         return None

@@ -85,7 +85,7 @@ class ReadyHome:
             raise NotReadyError(f"{home.root}: the embeddings were made with another model: {REMEDY_EMBED}")
         # The web server reads from its worker threads; SQLite serialises the reads on one connection.
         self.catalog = Catalog(home.catalog_path, check_same_thread=False)
-        live = table.live({t.id: t.version for t in self.catalog.tracks("ok")})
+        live = table.live(self.catalog.live_versions())
         # Stored vectors and outside queries go through the same post-processing, fitted to the library.
         self.raw_table: EmbeddingTable = live
         self.table: EmbeddingTable = live.post_processed()

@@ -8,6 +8,7 @@ from typing import Any
 from musimilar.cache import CACHE_KEY, cache_size_bytes
 from musimilar.catalog import Catalog
 from musimilar.home import Home
+from musimilar.model_card import model_summary, read_card
 
 
 def home_status(home: Home) -> dict[str, Any]:
@@ -15,7 +16,7 @@ def home_status(home: Home) -> dict[str, Any]:
     with Catalog(home.catalog_path) as catalog:
         counts = catalog.status_counts()
         failures = [{"path": p, "error": e} for p, e in catalog.failures()]
-        live = {t.id: t.version for t in catalog.tracks("ok")}
+        live = catalog.live_versions()
         cache_key = catalog.get_meta(CACHE_KEY)
     cache_bytes = cache_size_bytes(home.cache_dir / cache_key) if cache_key else 0
     status: dict[str, Any] = {
@@ -39,21 +40,17 @@ def home_status(home: Home) -> dict[str, Any]:
 
 
 def _model_status(home: Home) -> dict[str, Any] | None:
-    if not home.current_model_path.is_file():
+    """The current model's summary, from its card when the card describes the file (no torch), else the file."""
+    path = home.current_model_path
+    if not path.is_file():
         return None
+    card = read_card(path)
+    if card is not None and card.summary is not None:
+        return {"path": str(path), "fingerprint": card.fingerprint, **card.summary}
     from musimilar.checkpoint import read_model_file
 
-    payload = read_model_file(home.current_model_path)
-    training = payload.get("training", {})
-    return {
-        "path": str(home.current_model_path),
-        "fingerprint": payload["fingerprint"],
-        "size": payload["model"].get("size"),
-        "epochs": training.get("epochs"),
-        "val_segment_top1": training.get("val_segment_top1"),
-        "trained_at": training.get("trained_at"),
-        "heads": sorted(payload.get("heads", {})),
-    }
+    payload = read_model_file(path)
+    return {"path": str(path), "fingerprint": payload["fingerprint"], **model_summary(payload)}
 
 
 def _embeddings_status(home: Home, model: dict[str, Any] | None, live: dict[int, int]) -> dict[str, Any] | None:

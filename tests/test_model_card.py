@@ -85,3 +85,27 @@ def test_a_cold_file_query_decodes_while_the_model_loads_and_embeds_the_same(
         warm = ready.query_vector(str(outside)).raw  # the model already loaded: decoded on this thread
     assert cold is not None and warm is not None
     np.testing.assert_array_equal(cold, warm)
+
+
+STATUS_WITHOUT_TORCH = """
+import sys
+from pathlib import Path
+from musimilar.home import Home
+from musimilar.status import home_status
+status = home_status(Home(Path(sys.argv[1])))
+print(status["model"]["fingerprint"], status["model"]["epochs"], "torch" in sys.modules)
+"""
+
+
+def test_status_reads_the_model_summary_from_the_card_without_torch(home_copy: Path) -> None:
+    from musimilar.home import Home
+    from musimilar.status import home_status
+
+    from_card = home_status(Home(home_copy))["model"]
+    run = subprocess.run(
+        [sys.executable, "-c", STATUS_WITHOUT_TORCH, str(home_copy)], capture_output=True, text=True, check=True
+    )
+    assert run.stdout.split() == [from_card["fingerprint"], str(from_card["epochs"]), "False"]
+    card_path(home_copy / "models" / "current.pt").unlink()  # no card: the same summary, read from the file
+    assert home_status(Home(home_copy))["model"] == from_card
+    assert from_card["epochs"] >= 1 and from_card["size"] is not None
