@@ -128,12 +128,9 @@ def figures_with_errors(
     table = load_embeddings(library.home.embeddings_dir)
     if post_flags is not None:
         table = fit_post(table, load_settings(flags=post_flags, environ={}).retrieval)
-    searched = table.post_processed()
     with Catalog(library.home.catalog_path) as catalog:
         ids = [catalog.track_by_path(path.resolve()).id for path in paths]
-    rows = searched.rows_of(ids)
-    vectors = np.asarray(searched.vectors[rows])
-    radius = table.post.radius[rows] if table.post is not None and table.post.radius is not None else None
+    vectors, radius = quality.searched_rows(table, ids)
     figures = quality.searched_figures(vectors, radius, labels, quality.label_subsets(labels))
     if post_flags is None:
         segment = quality.score(library.home, paths, labels)["model"].get("segment top-1")

@@ -32,7 +32,7 @@ from musimilar import metrics
 from musimilar.cache import CacheReader, cache_directory
 from musimilar.catalog import Catalog
 from musimilar.embed import embedding_crop_frames, encode_crops, open_model, track_crops
-from musimilar.embeddings import load_embeddings
+from musimilar.embeddings import EmbeddingTable, load_embeddings
 from musimilar.postprocess import PostProcess, csls_neighbours, unit_rows
 from musimilar.home import Home
 from musimilar.library import Library
@@ -89,7 +89,6 @@ def read_manifest(devset: Path) -> tuple[list[Path], np.ndarray]:
 def score(home: Home, paths: list[Path], labels: np.ndarray) -> dict[str, dict[str, float]]:
     model = open_model(home, None, __import__("torch").device("cpu"))
     table = load_embeddings(home.embeddings_dir)
-    searched = table.post_processed()  # as `recommend` searches them ([retrieval] settings)
     settings = load_settings()
     with Catalog(home.catalog_path) as catalog:
         ids = [catalog.track_by_path(p).id for p in paths]
@@ -97,8 +96,7 @@ def score(home: Home, paths: list[Path], labels: np.ndarray) -> dict[str, dict[s
     reader = CacheReader(cache_directory(home, settings.audio, settings.mel), settings.mel.n_mels)
     logmels = [reader.read(placements[i]) for i in ids]
     subsets = label_subsets(labels)
-    vectors = np.asarray(searched.vectors[searched.rows_of(ids)])
-    radius = table.post.radius[table.rows_of(ids)] if table.post is not None and table.post.radius is not None else None
+    vectors, radius = searched_rows(table, ids)
     features = {
         "model, earlier scoring": vectors,
         "log-mel stats": metrics.standardise(np.stack([metrics.logmel_statistics(m) for m in logmels])),
@@ -120,10 +118,19 @@ def score(home: Home, paths: list[Path], labels: np.ndarray) -> dict[str, dict[s
     return figures
 
 
+def searched_rows(table: EmbeddingTable, ids: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The post-processed vectors `recommend` searches for `ids`, and their CSLS radii (None without CSLS)."""
+    rows = table.rows_of(ids)
+    vectors = np.asarray(table.post_processed().vectors[rows])
+    radius = table.post.radius[rows] if table.post is not None and table.post.radius is not None else None
+    return vectors, radius
+
+
 def label_subsets(labels: np.ndarray) -> dict[str, np.ndarray]:
     """All tracks, the tune labels and the held-out labels (every third label, sorted)."""
     held_out = sorted(set(labels))[2::3]
-    return {"all": np.ones(len(labels), bool), "tune": ~np.isin(labels, held_out), "held-out": np.isin(labels, held_out)}
+    tune = ~np.isin(labels, held_out)
+    return {"all": np.ones(len(labels), bool), "tune": tune, "held-out": ~tune}
 
 
 def searched_figures(

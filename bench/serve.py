@@ -10,7 +10,8 @@ measured:
 - similar tracks (`/api/similar?seed=ID&k=10`) from --clients concurrent clients (threads with a kept-alive
   connection each), p50/p99, beside the same call in one process without HTTP (`Library.recommend`, what the CLI
   runs after its start-up) and the whole `musimilar recommend ID` command in a new process;
-- library search (`/api/tracks?q=WORD`) and a deep page (`offset` near the end), p50/p99 from one client;
+- library search (`/api/tracks?q=WORD`), a deep page (`offset` near the end) and `/api/status`, p50/p99 from one
+  client;
 - the map: payload size (raw and gzip), time of the first (uncached) request, and, when Chromium and Playwright
   are installed, time from a click on the Map tab to the drawn WebGL plot.
 """
@@ -261,6 +262,8 @@ def main() -> None:
             )
         deep: list[float] = []
         timed_gets(args.port, [f"/api/tracks?offset={args.tracks - 60}&limit=50"] * 50, deep, failures)
+        status: list[float] = []
+        timed_gets(args.port, ["/api/status"] * 10, status, failures)
         map_first, map_bytes, map_gzip, map_cached = map_figures(args.port)
         paint = first_paint(args.port)
     finally:
@@ -284,6 +287,7 @@ def main() -> None:
     for word, times in searches.items():
         print(f"  GET /api/tracks?q={word:<12}             {percentiles(times)}")
     print(f"  GET /api/tracks?offset={args.tracks - 60} (no text)      {percentiles(deep)}")
+    print(f"  GET /api/status (the page asks on load)    {percentiles(status)}")
     print(
         f"map of {args.tracks} tracks: payload {map_bytes / 1e6:.1f} MB ({map_gzip / 1e6:.1f} MB gzip); "
         f"first request (PCA computed and cached) {map_first:.2f} s, cached {map_cached * 1000:.0f} ms"

@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--compile", choices=["off", "on", "both"], default="off", help="torch.compile the model")
     parser.add_argument(
-        "--precision", choices=["auto", "float32", "both"], default="auto", help="train.precision (auto: bf16 if native)"
+        "--precision", choices=["auto", "float32", "both"], default="auto", help="train.precision (auto: native bf16)"
     )
     parser.add_argument("--epochs", type=int, default=2, help="of the full path; the first is not timed")
     parser.add_argument("--crops-per-track", type=int, default=4, help="pairs per track per epoch")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from musimilar.errors import SettingsError
@@ -28,13 +30,16 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@functools.cache  # asked at every training step; the CPU does not change
 def native_cpu_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated, slower than float32."""
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
 
-def autocast_dtype(device: torch.device, precision: Precision = "auto", *, training: bool = False) -> torch.dtype | None:
+def autocast_dtype(
+    device: torch.device, precision: Precision = "auto", *, training: bool = False
+) -> torch.dtype | None:
     """bf16 autocast where the device computes it natively, unless `precision` asks for float32: on GPUs that
     support it, every forward pass; on CPUs with AVX512-BF16 or AMX, training only (twice the steps in a time
     budget), while embeddings and queries stay float32 there (no kernel set-up on a cold query, and a library's

@@ -16,6 +16,8 @@ CPU = torch.device("cpu")
 def test_cpu_training_is_bf16_exactly_where_the_cpu_computes_it(monkeypatch, native: bool) -> None:
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    devices.native_cpu_bf16.cache_clear()
+    monkeypatch.setattr(devices, "native_cpu_bf16", devices.native_cpu_bf16.__wrapped__)
     assert devices.native_cpu_bf16() is native
     assert devices.autocast_dtype(CPU, training=True) == (torch.bfloat16 if native else None)
     assert devices.autocast_dtype(CPU, "float32", training=True) is None
@@ -23,7 +25,7 @@ def test_cpu_training_is_bf16_exactly_where_the_cpu_computes_it(monkeypatch, nat
 
 
 def test_float32_precision_keeps_the_forward_pass_in_float32(monkeypatch) -> None:
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    monkeypatch.setattr(devices, "native_cpu_bf16", lambda: True)
     model = ContrastiveModel(ModelSettings(size="small"))
     batch = torch.randn(2, 128, 64)
     with devices.autocast(CPU, "float32", training=True):
