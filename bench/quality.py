@@ -12,8 +12,9 @@ Figures: label precision@10 and kNN@10 accuracy (query left out), and segment re
 segments from the middle of each track: does the first find the second, top-1). The "model" row scores what
 `recommend` answers: the stored vectors after the retrieval post-processing, ranked by CSLS when the embeddings carry
 it, and each 10 s segment embedded as `recommend FILE` embeds a 10 s file (`embed.crops` crops spread over it, then
-the post-processing). "model, earlier scoring" is the scoring of earlier tables: cosine ranking of the
-post-processed vectors, segments as floor(10 / 3) raw crops.
+the post-processing), the second segments ranked by CSLS over their own radii as a library's tracks are.
+"model, earlier scoring" is the scoring of earlier tables: cosine ranking of the post-processed vectors, segments
+as floor(10 / 3) raw crops ranked by cosine.
 Baselines: log-mel statistics (band mean and std over time) and MFCC statistics (20 MFCC + deltas, spectral
 contrast/centroid/rolloff, chroma; mean and std over the middle 30 s; z-scored), the reference features.
 """
@@ -112,8 +113,10 @@ def score(home: Home, paths: list[Path], labels: np.ndarray) -> dict[str, dict[s
             summary = metrics.summarise(features_of[mask], labels[mask], k=K)
             figures[name][f"p@10 {subset}"] = summary["precision_at_k"]
             figures[name][f"kNN {subset}"] = summary["knn_accuracy"]
+    csls_k = table.post.csls_k if table.post is not None and table.post.radius is not None else 0
     for name, (first, second) in segments.items():
-        figures[name]["segment top-1"] = metrics.segment_retrieval(first, second)["top1"]
+        as_recommend_ranks = csls_k if name == "model" else 0
+        figures[name]["segment top-1"] = metrics.segment_retrieval(first, second, csls_k=as_recommend_ranks)["top1"]
     figures["chance"] = {f"p@10 {s}": metrics.chance_precision(labels[m], K) for s, m in subsets.items()}
     return figures
 

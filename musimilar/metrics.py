@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from musimilar.linear import fit_linear_classifier, predict_linear
+from musimilar.postprocess import csls, neighbourhood_radius
 
 UNKNOWN_GROUP = -1  # a track with an unknown album/artist is never filtered out
 _TINY = 1e-12  # guards the norm of an all-zero vector and the spread of a constant feature
@@ -256,17 +257,24 @@ def linear_probe_accuracy(
 
 
 def segment_retrieval(
-    first: np.ndarray, second: np.ndarray, ks: Sequence[int] = (1, 10), block: int = 2048
+    first: np.ndarray,
+    second: np.ndarray,
+    ks: Sequence[int] = (1, 10),
+    block: int = 2048,
+    csls_k: int = 0,
 ) -> dict[str, float]:
-    """Share of tracks whose second crop ranks in the top k among all second crops by cosine to their first crop.
+    """Share of tracks whose second crop ranks in the top k among all second crops by cosine to their first crop
+    (by CSLS over the second crops' `csls_k` nearest, as `recommend` ranks a library, when csls_k > 0).
 
     Keys are "top1", "top10", ... for each k in ks. A tie with another track's crop counts against the track.
     """
     queries, keys = _unit_rows(first), _unit_rows(second)
     if queries.shape != keys.shape:
         raise ValueError(f"first and second must have the same shape, got {queries.shape} and {keys.shape}")
+    radius = neighbourhood_radius(keys, csls_k) if csls_k > 0 else None
     ranks = np.empty(len(queries), dtype=np.int64)  # 0 = the track's own second crop comes first
     for rows, sims in _cosine_blocks(queries, keys, block):
+        sims = sims if radius is None else csls(sims, radius)
         own = sims[np.arange(len(rows)), rows][:, None]  # [b, 1]
         ranks[rows] = (sims >= own).sum(axis=1) - 1
     return {f"top{k}": float((ranks < k).mean()) for k in ks}

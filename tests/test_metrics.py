@@ -265,6 +265,20 @@ def test_segment_retrieval_matches_loop_reference():
     assert got == pytest.approx({f"top{k}": np.mean(np.array(ranks) < k) for k in (1, 3, 10)})
 
 
+def test_segment_retrieval_by_csls_matches_loop_reference():
+    rng = np.random.default_rng(10)
+    first, second = rng.standard_normal((2, 40, 6))
+    second += 0.8 * first
+    unit = lambda v: v / np.linalg.norm(v)  # noqa: E731
+    keys = [unit(b) for b in second]
+    radius = [np.mean(sorted(a @ b for j, b in enumerate(keys) if j != i)[-5:]) for i, a in enumerate(keys)]
+    scores = [[2 * (unit(a) @ b) - radius[j] for j, b in enumerate(keys)] for a in first]
+    ranks = [sum(s >= row[i] for s in row) - 1 for i, row in enumerate(scores)]
+    got = metrics.segment_retrieval(first, second, ks=(1, 3), block=9, csls_k=5)
+    assert got == pytest.approx({f"top{k}": np.mean(np.array(ranks) < k) for k in (1, 3)})
+    assert got != metrics.segment_retrieval(first, second, ks=(1, 3))  # the hubs' penalty changes some ranks
+
+
 def test_segment_retrieval_identical_is_one_and_random_near_one_over_n():
     rng = np.random.default_rng(9)
     crops = rng.standard_normal((500, 16))
