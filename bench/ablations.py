@@ -35,9 +35,10 @@ from musimilar.embeddings import fit_post, load_embeddings  # noqa: E402
 from musimilar.library import Library  # noqa: E402
 from musimilar.settings import load_settings  # noqa: E402
 
-TRAINED: dict[str, dict[str, object]] = {  # the defaults: 4 views a track, time stretch on half, bf16 where native
-    "default": {},
-    "earlier defaults": {"train.views_per_track": 2, "augment.stretch_p": 0.0},
+TRAINED: dict[str, dict[str, object]] = {  # the defaults: 4 views a track, time stretch on half, bf16 where native,
+    "default": {},  # temperature 0.2
+    "earlier defaults": {"train.views_per_track": 2, "augment.stretch_p": 0.0, "train.temperature": 0.1},
+    "temperature 0.1": {"train.temperature": 0.1},
     "pairs (2 views)": {"train.views_per_track": 2},
     "no time stretch": {"augment.stretch_p": 0.0},
     "float32": {"train.precision": "float32"},
@@ -49,6 +50,7 @@ POST_PROCESSED: dict[str, dict[str, object]] = {  # each against the default pos
     "no whitening": {"retrieval.whiten": False},
     "no CSLS": {"retrieval.csls_k": 0},
     "whitening 64-d": {"retrieval.whiten_dim": 64},
+    "earlier post-processing": {"retrieval.whiten_shrinkage": 0.5, "retrieval.csls_k": 10},
 }
 
 

@@ -161,7 +161,9 @@ class TrainSettings(Section):
     warmup_fraction: float = Field(0.05, ge=0, lt=1, description="share of steps with a linear warm-up")
     grad_clip: float = Field(1.0, gt=0)
     loss: LossName = "ntxent"
-    temperature: float = Field(0.1, gt=0)
+    temperature: float = Field(
+        0.2, gt=0, description="of the contrastive loss; higher groups alike tracks more (docs/quality.md)"
+    )
     by: str | None = Field(None, description="label key for supervised contrastive training (e.g. folder, genre)")
     minutes: float | None = Field(None, gt=0, description="time budget; training ends cleanly when it is spent")
     device: DeviceName = "auto"
@@ -264,8 +266,9 @@ class RetrievalSettings(Section):
         True, description="centre the embeddings and whiten them (PCA) with shrinkage (from 50 tracks on)"
     )
     whiten_dim: int | None = Field(None, ge=1, description="principal axes kept (None: all)")
-    whiten_shrinkage: float = Field(0.5, ge=0, le=1, description="0 whitens fully, 1 only centres and rotates")
-    csls_k: int = Field(10, ge=0, description="hubness reduction: neighbours in each track's CSLS radius (0: off)")
+    # 0.7 and 20: chosen on the tune labels of three 30-minute models (docs/quality.md, "Retrieval post-processing").
+    whiten_shrinkage: float = Field(0.7, ge=0, le=1, description="0 whitens fully, 1 only centres and rotates")
+    csls_k: int = Field(20, ge=0, description="hubness reduction: neighbours in each track's CSLS radius (0: off)")
 
 
 class Settings(Section):
