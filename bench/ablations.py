@@ -35,8 +35,9 @@ from musimilar.embeddings import fit_post, load_embeddings  # noqa: E402
 from musimilar.library import Library  # noqa: E402
 from musimilar.settings import load_settings  # noqa: E402
 
-TRAINED: dict[str, dict[str, object]] = {  # the defaults: 4 views a track, time stretch on half, bf16 where native,
-    "default": {},  # temperature 0.2
+# The defaults: 4 views a track, time stretch on half, temperature 0.2, bf16 where the CPU computes it natively.
+TRAINED: dict[str, dict[str, object]] = {
+    "default": {},
     "earlier defaults": {"train.views_per_track": 2, "augment.stretch_p": 0.0, "train.temperature": 0.1},
     "temperature 0.1": {"train.temperature": 0.1},
     "pairs (2 views)": {"train.views_per_track": 2},
