@@ -35,11 +35,12 @@ from musimilar.embeddings import fit_post, load_embeddings  # noqa: E402
 from musimilar.library import Library  # noqa: E402
 from musimilar.settings import load_settings  # noqa: E402
 
-# The defaults: 4 views a track, time stretch on half, temperature 0.2, bf16 where the CPU computes it natively.
+# The defaults: 4 views a track, time stretch on half, temperature 0.1, bf16 where the CPU computes it natively;
+# the track vectors are the projection head's outputs, centred, ranked by CSLS over 20 neighbours.
 TRAINED: dict[str, dict[str, object]] = {
     "default": {},
-    "earlier defaults": {"train.views_per_track": 2, "augment.stretch_p": 0.0, "train.temperature": 0.1},
-    "temperature 0.1": {"train.temperature": 0.1},
+    "earlier defaults": {"train.views_per_track": 2, "augment.stretch_p": 0.0},
+    "temperature 0.2": {"train.temperature": 0.2},
     "pairs (2 views)": {"train.views_per_track": 2},
     "no time stretch": {"augment.stretch_p": 0.0},
     "float32": {"train.precision": "float32"},
@@ -48,9 +49,10 @@ TRAINED: dict[str, dict[str, object]] = {
 }
 POST_PROCESSED: dict[str, dict[str, object]] = {  # each against the default post-processing (docs/quality.md)
     "no post-processing": {"retrieval.whiten": False, "retrieval.csls_k": 0},
-    "no whitening": {"retrieval.whiten": False},
+    "no centring": {"retrieval.whiten": False},
+    "whitening (shrinkage 0.7)": {"retrieval.whiten_shrinkage": 0.7},
     "no CSLS": {"retrieval.csls_k": 0},
-    "whitening 64-d": {"retrieval.whiten_dim": 64},
+    "PCA 64-d": {"retrieval.whiten_dim": 64},
     "earlier post-processing": {"retrieval.whiten_shrinkage": 0.5, "retrieval.csls_k": 10},
 }
 

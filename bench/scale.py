@@ -114,14 +114,14 @@ def step_model(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from musimilar.checkpoint import save_model
-    from musimilar.encoder import Encoder
+    from musimilar.encoder import ContrastiveModel
 
     settings = bench_settings(args)
     torch.manual_seed(0)
-    encoder = Encoder(settings.model).eval()
+    network = ContrastiveModel(settings.model).eval()
     home = open_home(args)
-    save_model(home.current_model_path, encoder, settings.audio, settings.mel, settings.model, settings.embed)
-    return {"embedding_dim": settings.model.embedding_dim}
+    save_model(home.current_model_path, network, settings.audio, settings.mel, settings.model, settings.embed)
+    return {"embedding_dim": network.output_dim}
 
 
 def step_embed(args: argparse.Namespace) -> dict[str, Any]:

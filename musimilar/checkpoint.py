@@ -1,4 +1,5 @@
-"""One model file: the encoder's weights plus everything needed to reproduce its embeddings.
+"""One model file: the network's weights (encoder and projection head) plus everything needed to reproduce its
+embeddings.
 
 The file is a plain dict of tensors, numbers and strings, saved with `torch.save` and read with
 `torch.load(weights_only=True)`: loading never unpickles code. Inference takes the audio and mel settings from the
@@ -16,19 +17,19 @@ from typing import Any
 import torch
 
 from musimilar import __version__
-from musimilar.encoder import Encoder
+from musimilar.encoder import ContrastiveModel
 from musimilar.errors import CheckpointError
 from musimilar.home import Home, atomic_path
 from musimilar.model_card import write_card
 from musimilar.settings import AudioSettings, EmbedSettings, MelSettings, ModelSettings, Settings
 
 FORMAT = "musimilar-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the projection head ships and gives the vectors; 1: the encoder alone
 
 
 @dataclass
 class LoadedModel:
-    encoder: Encoder  # in eval mode
+    network: ContrastiveModel  # in eval mode; `network.embed` gives the vectors
     audio: AudioSettings
     mel: MelSettings
     model: ModelSettings
@@ -39,19 +40,25 @@ class LoadedModel:
     path: Path | None = None
 
 
-def model_fingerprint(encoder_state: dict[str, torch.Tensor], preprocessing: dict[str, Any]) -> str:
+    @property
+    def dim(self) -> int:
+        """The width of the vectors it gives."""
+        return self.network.output_dim
+
+
+def model_fingerprint(state: dict[str, torch.Tensor], preprocessing: dict[str, Any]) -> str:
     """Identifies the function file -> embedding: the weights and the settings that shape the input."""
     digest = hashlib.blake2b(digest_size=8)
     digest.update(repr(sorted(preprocessing.items())).encode())
-    for name in sorted(encoder_state):
+    for name in sorted(state):
         digest.update(name.encode())
-        digest.update(encoder_state[name].detach().to("cpu").contiguous().numpy().tobytes())
+        digest.update(state[name].detach().to("cpu").contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 
 def save_model(
     path: Path,
-    encoder: Encoder,
+    network: ContrastiveModel,
     audio: AudioSettings,
     mel: MelSettings,
     model: ModelSettings,
@@ -60,7 +67,7 @@ def save_model(
     heads: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """Write the model file atomically; returns its fingerprint."""
-    state = {name: tensor.detach().to("cpu").clone() for name, tensor in encoder.state_dict().items()}
+    state = {name: tensor.detach().to("cpu").clone() for name, tensor in network.state_dict().items()}
     preprocessing = {"audio": audio.model_dump(), "mel": mel.model_dump(), "model": model.model_dump()}
     fingerprint = model_fingerprint(state, preprocessing)
     payload = {
@@ -70,7 +77,7 @@ def save_model(
         "fingerprint": fingerprint,
         **preprocessing,
         "embed": embed.model_dump(),
-        "encoder": state,
+        "network": state,
         "training": training or {},
         "heads": heads or {},
     }
@@ -99,10 +106,8 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> LoadedModel:
     payload = read_model_file(path)
     try:
         model = ModelSettings.model_validate(payload["model"])
-        encoder = Encoder(model)
-        encoder.load_state_dict(payload["encoder"])
         loaded = LoadedModel(
-            encoder=encoder.to(device).eval(),
+            network=_network(payload, model).to(device).eval(),
             audio=AudioSettings.model_validate(payload["audio"]),
             mel=MelSettings.model_validate(payload["mel"]),
             model=model,
@@ -117,8 +122,19 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> LoadedModel:
     return loaded
 
 
+def _network(payload: dict[str, Any], model: ModelSettings) -> ContrastiveModel:
+    """The network of a payload; a format-1 file holds the encoder alone, whose output was the vector."""
+    if payload.get("format_version", 1) < 2:
+        network = ContrastiveModel(model, projection=False)
+        network.encoder.load_state_dict(payload["encoder"])
+        return network
+    network = ContrastiveModel(model)
+    network.load_state_dict(payload["network"])
+    return network
+
+
 def add_head(path: Path, by: str, head: dict[str, Any]) -> None:
-    """Store a classifier head for label key `by` in a model file, atomically. The encoder's weights are copied
+    """Store a classifier head for label key `by` in a model file, atomically. The network's weights are copied
     unchanged, so the fingerprint (and every embedding made with the model) stays valid."""
     payload = read_model_file(path)
     payload["heads"] = {**payload.get("heads", {}), by: head}
@@ -130,17 +146,19 @@ def add_head(path: Path, by: str, head: dict[str, Any]) -> None:
 EPOCH_MODEL_FILE = "last-epoch.pt"
 
 
-def save_epoch_model(home: Home, settings: Settings, encoder: Encoder, training: dict[str, Any]) -> Path:
+def save_epoch_model(home: Home, settings: Settings, network: ContrastiveModel, training: dict[str, Any]) -> Path:
     """The model as it stands after an epoch, as a complete model file (`musimilar embed --model` takes it)."""
     path = home.training_dir / EPOCH_MODEL_FILE
-    save_model(path, encoder, settings.audio, settings.mel, settings.model, settings.embed, training)
+    save_model(path, network, settings.audio, settings.mel, settings.model, settings.embed, training)
     return path
 
 
-def publish_model(home: Home, settings: Settings, encoder: Encoder, training: dict[str, Any]) -> tuple[Path, str]:
-    """Write the trained encoder as the home's current model (and keep a copy named by its fingerprint)."""
+def publish_model(
+    home: Home, settings: Settings, network: ContrastiveModel, training: dict[str, Any]
+) -> tuple[Path, str]:
+    """Write the trained network as the home's current model (and keep a copy named by its fingerprint)."""
     current = home.current_model_path
-    fingerprint = save_model(current, encoder, settings.audio, settings.mel, settings.model, settings.embed, training)
+    fingerprint = save_model(current, network, settings.audio, settings.mel, settings.model, settings.embed, training)
     with atomic_path(home.models_dir / f"model-{fingerprint}.pt") as temp:
         shutil.copyfile(current, temp)
     return current, fingerprint

@@ -66,7 +66,7 @@ def track_crops(logmel: np.ndarray, crops: int, length: int) -> np.ndarray:
 def encode_crops(model: LoadedModel, crops: torch.Tensor, device: torch.device) -> np.ndarray:
     """[C, n_mels, F] -> the L2-normalised mean of the crops' normalised embeddings, [D]."""
     with autocast(device):
-        vectors = model.encoder.embed(crops.to(device))
+        vectors = model.network.embed(crops.to(device))
     return normalise_rows(vectors.float().mean(dim=0, keepdim=True).cpu().numpy())[0]
 
 
@@ -172,8 +172,8 @@ def embed_library(
 
 def _current_rows(stored: EmbeddingTable | None, model: LoadedModel, tracks: list[Track]) -> EmbeddingTable:
     """The stored rows still valid: same model, track still converted, same content version."""
-    if stored is None or stored.model_fingerprint != model.fingerprint or stored.dim != model.model.embedding_dim:
-        empty = np.zeros((0, model.model.embedding_dim), np.float32)
+    if stored is None or stored.model_fingerprint != model.fingerprint or stored.dim != model.dim:
+        empty = np.zeros((0, model.dim), np.float32)
         return EmbeddingTable(np.zeros(0, np.int64), empty, model.fingerprint)
     return stored.live({t.id: t.version for t in tracks})
 
@@ -224,7 +224,7 @@ def _encode_pending(
 ) -> tuple[list[Track], np.ndarray]:
     crops = torch.from_numpy(np.concatenate([c for _, c in pending])).to(device)  # [sum C, n_mels, F]
     with autocast(device):
-        vectors = model.encoder.embed(crops).float()  # [sum C, D]
+        vectors = model.network.embed(crops).float()  # [sum C, D]
     owners = torch.repeat_interleave(torch.arange(len(pending)), torch.tensor([len(c) for _, c in pending]))
     sums = torch.zeros(len(pending), vectors.shape[1]).index_add_(0, owners, vectors.cpu())
     return [t for t, _ in pending], normalise_rows(sums.numpy())

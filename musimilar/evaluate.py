@@ -321,7 +321,7 @@ def _encode_crops(
         )  # [b, n_mels, F]
         statistics.extend(metrics.logmel_statistics(crop) for crop in batch)
         with autocast(device):
-            vectors.append(model.encoder.embed(torch.from_numpy(batch).to(device)).float().cpu().numpy())
+            vectors.append(model.network.embed(torch.from_numpy(batch).to(device)).float().cpu().numpy())
         if progress is not None:
             progress(start + len(batch), len(crops))
     return np.concatenate(vectors), np.stack(statistics)

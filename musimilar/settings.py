@@ -109,7 +109,7 @@ class ModelSettings(Section):
     size: ModelSize = "small"
     channels: tuple[int, ...] | None = Field(None, description="overrides the preset's ConvBlock widths")
     input_pool: int | None = Field(None, ge=1, le=8, description="overrides the preset's input pooling factor")
-    projection_dim: int = Field(128, ge=8)
+    projection_dim: int = Field(128, ge=8, description="width of the projection head: the track vectors")
     dropout: float = Field(0.1, ge=0, lt=1)
 
     @model_validator(mode="before")
@@ -162,7 +162,7 @@ class TrainSettings(Section):
     grad_clip: float = Field(1.0, gt=0)
     loss: LossName = "ntxent"
     temperature: float = Field(
-        0.2, gt=0, description="of the contrastive loss; higher groups alike tracks more (docs/quality.md)"
+        0.1, gt=0, description="of the contrastive loss; higher groups alike tracks more (docs/quality.md)"
     )
     by: str | None = Field(None, description="label key for supervised contrastive training (e.g. folder, genre)")
     minutes: float | None = Field(None, gt=0, description="time budget; training ends cleanly when it is spent")
@@ -266,8 +266,9 @@ class RetrievalSettings(Section):
         True, description="centre the embeddings and whiten them (PCA) with shrinkage (from 50 tracks on)"
     )
     whiten_dim: int | None = Field(None, ge=1, description="principal axes kept (None: all)")
-    # 0.7 and 20: chosen on the tune labels of three 30-minute models (docs/quality.md, "Retrieval post-processing").
-    whiten_shrinkage: float = Field(0.7, ge=0, le=1, description="0 whitens fully, 1 only centres and rotates")
+    # 1.0 and 20: chosen on the tune labels of 30-minute models; the projections need centring, not whitening
+    # (docs/quality.md, "The vector a model ships").
+    whiten_shrinkage: float = Field(1.0, ge=0, le=1, description="0 whitens fully, 1 only centres and rotates")
     csls_k: int = Field(20, ge=0, description="hubness reduction: neighbours in each track's CSLS radius (0: off)")
 
 

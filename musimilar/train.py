@@ -279,7 +279,7 @@ class _Run:
             save_resume_point(self.home, self._resume_point())  # records why it stopped, for --resume to extend
             self._keep_best_weights()
             self._recalibrate_batch_norm()
-            model_path, fingerprint = publish_model(self.home, self.settings, self.model.encoder, self._summary())
+            model_path, fingerprint = publish_model(self.home, self.settings, self.model, self._summary())
         distributed.barrier()
         state = self.state
         return TrainReport(
@@ -302,7 +302,7 @@ class _Run:
         plan = self._plan(torch.Generator().manual_seed(self.settings.train.seed))
         plan = plan[: max(1, RECALIBRATION_CROPS // max(1, self.batch_size))]
         batches = load_in_background(self.data.reader, self.data.placements, plan, self.crop_frames, 0)
-        recalibrate_batch_norm(self.model.encoder, (batch.views[0].to(self.device) for batch in batches))
+        recalibrate_batch_norm(self.model, (batch.views[0].to(self.device) for batch in batches))
         self.model.eval()
 
     def _summary(self) -> dict[str, Any]:
@@ -454,7 +454,7 @@ class _Run:
         self._watch_plateau()
         if self.ranks.is_main:
             save_resume_point(self.home, self._resume_point())
-            save_epoch_model(self.home, self.settings, self.model.encoder, self._summary())
+            save_epoch_model(self.home, self.settings, self.model, self._summary())
         distributed.barrier()
 
     def _epoch_record(self) -> dict[str, Any]:
@@ -473,24 +473,24 @@ class _Run:
 
 
 @torch.no_grad()
-def recalibrate_batch_norm(encoder: torch.nn.Module, batches: Iterable[torch.Tensor]) -> None:
+def recalibrate_batch_norm(network: torch.nn.Module, batches: Iterable[torch.Tensor]) -> None:
     """Re-estimate every batch norm's statistics over `batches` of plain (unaugmented) crops.
 
     The running averages kept during training trail the weights and are far from settled after a short run;
     the statistics used at inference should describe the model that is shipped.
     """
-    norms = [m for m in encoder.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    norms = [m for m in network.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None  # a cumulative average over the recalibration batches
-    encoder.eval()
+    network.eval()
     for norm in norms:
         norm.train()
     for batch in batches:
-        encoder(batch)
+        network(batch)
     for norm in norms:
         norm.momentum = 0.1
-    encoder.eval()
+    network.eval()
 
 
 def _describe_epoch(record: dict[str, Any], epochs: int | None) -> str:

@@ -78,15 +78,13 @@ def validate(
     """(validation loss, segment retrieval top-1) with the model in eval mode."""
     was_training = model.training
     model.eval()
-    h1, z1, h2, z2, h3 = [], [], [], [], []
-    for views, hs, zs in ((data.first, h1, z1), (data.second, h2, z2), (data.distractors, h3, [])):
+    z1, z2, z3 = [], [], []
+    for views, zs in ((data.first, z1), (data.second, z2), (data.distractors, z3)):
         for start in range(0, len(views), batch_size):
-            h, z = model(views[start : start + batch_size].to(device))
-            hs.append(h.float().cpu())
-            zs.append(z.float().cpu())
+            zs.append(model(views[start : start + batch_size].to(device))[1].float().cpu())
     model.train(was_training)
-    others = torch.cat(h3) if h3 else torch.zeros((0, h1[0].shape[1]))
+    others = torch.cat(z3) if z3 else torch.zeros((0, z1[0].shape[1]))
     owners = data.owners
     name = "ntxent" if loss == "supcon" else loss  # no labels here: the self-supervised loss of the pairs
     value = contrastive_loss(name, torch.cat(z1), torch.cat(z2), temperature) if len(owners) > 1 else float("nan")
-    return float(value), segment_top1(torch.cat(h1), torch.cat(h2), owners, others)
+    return float(value), segment_top1(torch.cat(z1), torch.cat(z2), owners, others)  # on the vectors it ships

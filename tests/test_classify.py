@@ -73,11 +73,11 @@ def test_train_head_keeps_the_encoder_and_its_fingerprint(trained_home, home_wit
     home, head_report = home_with_head
     before, after = load_model(trained_home[0].current_model_path), load_model(home.current_model_path)
     assert after.fingerprint == before.fingerprint == head_report["fingerprint"]
-    for name, tensor in before.encoder.state_dict().items():
-        assert torch.equal(tensor, after.encoder.state_dict()[name]), name
+    for name, tensor in before.network.state_dict().items():
+        assert torch.equal(tensor, after.network.state_dict()[name]), name
     head = after.heads["folder"]
     assert head["labels"] == ["chiptune", "piano-ballad", "string-pad", "techno"]
-    assert tuple(head["weight"].shape) == (after.model.embedding_dim, 4) and tuple(head["bias"].shape) == (4,)
+    assert tuple(head["weight"].shape) == (after.dim, 4) and tuple(head["bias"].shape) == (4,)
     archived = read_model_file(home.models_dir / f"model-{after.fingerprint}.pt")
     assert archived["fingerprint"] == after.fingerprint and set(archived["heads"]) == {"folder"}
     assert head_report | {"model": ""} == {

@@ -36,9 +36,19 @@ def test_conv_block_halves_rounding_up() -> None:
     assert block(torch.randn(2, 1, 1, 1)).shape == (2, 4, 1, 1)
 
 
-def test_embed_is_unit_length() -> None:
-    embeddings = Encoder(TINY).eval().embed(log_mel(size=4))
+def test_embed_gives_unit_length_projections() -> None:
+    model = ContrastiveModel(TINY).eval()
+    embeddings = model.embed(log_mel(size=4))
+    assert embeddings.shape == (4, TINY.projection_dim) and model.output_dim == TINY.projection_dim
     torch.testing.assert_close(embeddings.norm(dim=1), torch.ones(4))
+    torch.testing.assert_close(embeddings, torch.nn.functional.normalize(model(log_mel(size=4))[1], dim=1))
+
+
+def test_without_projection_the_encoder_output_is_the_vector() -> None:
+    model = ContrastiveModel(TINY, projection=False).eval()
+    assert model.output_dim == TINY.embedding_dim
+    expected = torch.nn.functional.normalize(model.encoder(log_mel(size=4)), dim=1)
+    torch.testing.assert_close(model.embed(log_mel(size=4)), expected)
 
 
 def test_eval_mode_is_deterministic_and_independent_of_the_batch() -> None:

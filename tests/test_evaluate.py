@@ -153,14 +153,14 @@ def test_a_home_without_a_model_or_with_stale_embeddings_is_not_ready(trained_ho
     import torch
 
     from musimilar.checkpoint import load_model, save_model
-    from musimilar.encoder import Encoder
+    from musimilar.encoder import ContrastiveModel
 
     with pytest.raises(NotReadyError, match="no trained model"):
         Library.open(tmp_path / "empty").evaluate()
     copy = Home.open(Path(shutil.copytree(trained_home[0].root, tmp_path / "home")))
     model = load_model(copy.current_model_path)
     torch.manual_seed(1)
-    save_model(copy.current_model_path, Encoder(model.model), model.audio, model.mel, model.model, model.embed)
+    save_model(copy.current_model_path, ContrastiveModel(model.model), model.audio, model.mel, model.model, model.embed)
     with pytest.raises(NotReadyError, match="embeddings were made with another model"):
         Library.open(copy.root, create=False).evaluate()
 

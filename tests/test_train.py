@@ -73,6 +73,34 @@ def test_checkpoint_reloads_with_weights_only_and_embeds_identically(converted_h
     assert first.fingerprint == second.fingerprint == read_model_file(home.current_model_path)["fingerprint"]
 
 
+def test_the_model_file_ships_the_projection_head_and_its_output_is_the_vector(
+    converted_home: Home, tmp_path: Path
+) -> None:
+    home = copy_home(converted_home, tmp_path / "home")
+    settings = load_settings(flags={**FAST, "train.epochs": 1, "model.projection_dim": 24})
+    train(home, settings)
+    payload = read_model_file(home.current_model_path)
+    assert payload["format_version"] == 2 and any(name.startswith("head.") for name in payload["network"])
+    embed_library(home, device_name="cpu")
+    table = load_embeddings(home.embeddings_dir)
+    assert table.dim == load_model(home.current_model_path).dim == 24
+
+
+def test_a_format_1_model_file_embeds_with_its_encoder_output(converted_home: Home, tmp_path: Path) -> None:
+    """Files written before the head shipped hold the encoder alone; they load, and their vectors stay as they were."""
+    home = copy_home(converted_home, tmp_path / "home")
+    train(home, load_settings(flags={**FAST, "train.epochs": 1}))
+    payload = read_model_file(home.current_model_path)
+    encoder_state = {name[len("encoder.") :]: t for name, t in payload.pop("network").items() if name.startswith("encoder.")}
+    old = home.root / "old.pt"
+    torch.save({**payload, "format_version": 1, "encoder": encoder_state}, old)
+    loaded = load_model(old)
+    assert loaded.dim == FAST["model.channels"][-1] and loaded.fingerprint == payload["fingerprint"]
+    crops = torch.randn(3, 128, 40)
+    expected = torch.nn.functional.normalize(loaded.network.encoder(crops), dim=1)
+    torch.testing.assert_close(loaded.network.embed(crops), expected)
+
+
 def test_interrupted_run_resumes_from_the_same_step(converted_home: Home, tmp_path: Path) -> None:
     settings = load_settings(flags=FAST)
     straight = copy_home(converted_home, tmp_path / "straight")
@@ -93,8 +121,8 @@ def test_interrupted_run_resumes_from_the_same_step(converted_home: Home, tmp_pa
     resumed = train(interrupted, settings, resume=True, on_step=lambda event: resumed_steps.append(event.step))
     assert len(resumed_steps) == whole.steps - 3
     assert resumed.steps == whole.steps
-    a = load_model(straight.current_model_path).encoder.state_dict()
-    b = load_model(interrupted.current_model_path).encoder.state_dict()
+    a = load_model(straight.current_model_path).network.state_dict()
+    b = load_model(interrupted.current_model_path).network.state_dict()
     for name in a:
         torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-4)
 
