@@ -2,7 +2,7 @@
 
     python bench/quality.py [--devset DIR] [--minutes 30] [--set train.lr=0.002 ...] [--reuse-model]
 
-The development set (../shared/devset/fetch.sh) is 128 game-soundtrack tracks in 12 labels (label = soundtrack).
+The development set (../shared/devset/fetch.sh) is 303 game-soundtrack tracks in 26 labels (label = soundtrack).
 The model trains on all tracks with no labels through `Library.train`, the path of
 `musimilar train DEVSET/audio --minutes M`: the only settings given are `train.minutes` and any `--set`, printed
 first (`--minutes 0` gives none: the run stops by itself, as `musimilar train DIR` alone does); labels are used

@@ -39,7 +39,6 @@ class LoadedModel:
     heads: dict[str, dict[str, Any]] = field(default_factory=dict)  # label key -> {"labels", "weight", "bias"}
     path: Path | None = None
 
-
     @property
     def dim(self) -> int:
         """The width of the vectors it gives."""

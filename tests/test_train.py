@@ -91,7 +91,8 @@ def test_a_format_1_model_file_embeds_with_its_encoder_output(converted_home: Ho
     home = copy_home(converted_home, tmp_path / "home")
     train(home, load_settings(flags={**FAST, "train.epochs": 1}))
     payload = read_model_file(home.current_model_path)
-    encoder_state = {name[len("encoder.") :]: t for name, t in payload.pop("network").items() if name.startswith("encoder.")}
+    network = payload.pop("network")
+    encoder_state = {name[len("encoder.") :]: t for name, t in network.items() if name.startswith("encoder.")}
     old = home.root / "old.pt"
     torch.save({**payload, "format_version": 1, "encoder": encoder_state}, old)
     loaded = load_model(old)
