@@ -47,8 +47,9 @@ def main() -> None:
         each = " ".join(f"{figure(tracks, 'p@10 tune'):.3f}" for tracks in per_home)
         print(f"{s:9.2f} {k:6d} " + "".join(f"{m:14.3f}" for m in means) + "   " + each)
     if args.against:
-        s, k = args.against.split(",")
-        print_paired(cells, cells[(float(s), int(k))], args.home)
+        shrinkage, csls_k = args.against.split(",")
+        reference = [per_track(raw, float(shrinkage), int(csls_k), labels, subsets) for raw in stored]
+        print_paired(cells, reference, args.home)
 
 
 def stored_vectors(root: Path, paths: list[Path]) -> np.ndarray:
