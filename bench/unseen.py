@@ -26,7 +26,7 @@ from musimilar.checkpoint import load_model
 from musimilar.embed import embedding_crop_frames, track_crops
 from musimilar.frames import frames_per_second
 from musimilar.home import Home
-from musimilar.postprocess import fit, neighbourhood_radius, unit_rows
+from musimilar.postprocess import csls, fit, neighbourhood_radius, unit_rows
 from musimilar.resume import load_resume_point
 from musimilar.settings import load_settings
 
@@ -101,7 +101,7 @@ def scored(
     precision, correct = quality.per_track(post.apply(tracks), labels[in_library], post.radius)
     first = unit_rows(post.apply(vectors["first"][in_library]))
     second = unit_rows(post.apply(vectors["second"][in_library]))
-    similarity = 2 * first @ second.T - neighbourhood_radius(second, CSLS_K)[None, :]
+    similarity = csls(first @ second.T, neighbourhood_radius(second, CSLS_K))  # as `recommend` ranks a library
     found = similarity.argmax(axis=1) == np.arange(len(similarity))
     return precision, correct.astype(float), found.astype(float)
 
