@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from musimilar.catalog import map_for_reading
 from musimilar.errors import NotReadyError
 
 MAX_PAGE = 500  # tracks in one page, whatever the caller asks
@@ -58,6 +59,7 @@ def open_readonly(catalog_path: Path) -> sqlite3.Connection:
         raise NotReadyError(f"{catalog_path}: no catalog (run `musimilar convert` or `musimilar train` first)")
     connection = sqlite3.connect(f"file:{catalog_path}?mode=ro", uri=True, timeout=30.0, check_same_thread=False)
     connection.row_factory = sqlite3.Row
+    map_for_reading(connection)
     return connection
 
 

@@ -12,7 +12,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from musimilar.cue import CueTrack
@@ -59,6 +59,14 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ADDED_COLUMNS = {"file": "TEXT", "span_start": "REAL", "span_end": "REAL"}
 BUSY_TIMEOUT_SECONDS = 30.0
 MAX_BOUND_PARAMETERS = 900  # SQLite's limit on bound parameters is 999 on old builds
+# Reads through a memory map, not a read() call per page: a server reads a dozen scattered rows per answer.
+READ_MAP_BYTES = 1 << 30
+
+
+def map_for_reading(connection: sqlite3.Connection) -> None:
+    """Let `connection` read the database file through a memory map (address space only; SQLite stays safe with
+    writers in other processes)."""
+    connection.execute(f"PRAGMA mmap_size={READ_MAP_BYTES}")
 
 
 def _writable(path: Path) -> bool:
@@ -96,9 +104,15 @@ class Track:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Track:
-        values = {key: value for key, value in zip(row.keys(), row) if key in cls.__dataclass_fields__}
-        values["labels"] = json.loads(values.get("labels") or "{}")
-        return cls(**values)
+        """The track of a row that holds TRACK_COLUMNS, in their order (a server reads a dozen per answer)."""
+        values = list(row)
+        values[_LABELS_AT] = json.loads(values[_LABELS_AT] or "{}")
+        return cls(*values)
+
+
+TRACK_COLUMNS = ", ".join(f.name for f in fields(Track))  # what a Track is read from, in its fields' order
+_TRACK_COLUMNS_OF_T = ", ".join(f"t.{f.name}" for f in fields(Track))
+_LABELS_AT = [f.name for f in fields(Track)].index("labels")
 
 
 @dataclass(frozen=True)
@@ -126,6 +140,7 @@ class Catalog:
             )
         self.connection.row_factory = sqlite3.Row
         try:
+            map_for_reading(self.connection)
             if not self.read_only:
                 self.connection.execute("PRAGMA journal_mode=WAL")
                 self.connection.execute("PRAGMA foreign_keys=ON")
@@ -194,7 +209,7 @@ class Catalog:
     def pending_conversion(self) -> list[Track]:
         """Tracks to convert: pending, or ok without a cached log-mel (after a cache reset)."""
         rows = self.connection.execute(
-            "SELECT t.* FROM tracks t LEFT JOIN spectrograms s ON s.track_id = t.id"
+            f"SELECT {_TRACK_COLUMNS_OF_T} FROM tracks t LEFT JOIN spectrograms s ON s.track_id = t.id"
             " WHERE t.status = 'pending' OR (t.status = 'ok' AND s.track_id IS NULL) ORDER BY t.id"
         ).fetchall()
         return [Track.from_row(row) for row in rows]
@@ -239,7 +254,7 @@ class Catalog:
 
     # ---- queries
     def tracks(self, status: str | None = "ok") -> list[Track]:
-        query = "SELECT * FROM tracks" + (" WHERE status = ?" if status else "") + " ORDER BY id"
+        query = f"SELECT {TRACK_COLUMNS} FROM tracks" + (" WHERE status = ?" if status else "") + " ORDER BY id"
         return [Track.from_row(row) for row in self.connection.execute(query, (status,) if status else ())]
 
     def live_versions(self) -> dict[int, int]:
@@ -248,7 +263,7 @@ class Catalog:
         return {row["id"]: row["version"] for row in rows}
 
     def track(self, track_id: int) -> Track | None:
-        row = self.connection.execute("SELECT * FROM tracks WHERE id = ?", (track_id,)).fetchone()
+        row = self.connection.execute(f"SELECT {TRACK_COLUMNS} FROM tracks WHERE id = ?", (track_id,)).fetchone()
         return None if row is None else Track.from_row(row)
 
     def tracks_by_id(self, track_ids: list[int]) -> dict[int, Track]:
@@ -256,16 +271,28 @@ class Catalog:
         found: dict[int, Track] = {}
         for start in range(0, len(track_ids), MAX_BOUND_PARAMETERS):
             chunk = track_ids[start : start + MAX_BOUND_PARAMETERS]
-            query = f"SELECT * FROM tracks WHERE id IN ({','.join('?' * len(chunk))})"
-            found.update((row["id"], Track.from_row(row)) for row in self.connection.execute(query, chunk))
+            query = f"SELECT {TRACK_COLUMNS} FROM tracks WHERE id IN ({','.join('?' * len(chunk))})"
+            found.update((track.id, track) for track in map(Track.from_row, self.connection.execute(query, chunk)))
         return found
 
     def track_by_path(self, path: Path) -> Track | None:
-        row = self.connection.execute("SELECT * FROM tracks WHERE path = ?", (str(path),)).fetchone()
+        row = self.connection.execute(f"SELECT {TRACK_COLUMNS} FROM tracks WHERE path = ?", (str(path),)).fetchone()
         return None if row is None else Track.from_row(row)
 
+    def twins(self) -> dict[int, frozenset[int]]:
+        """{id: the ids of every track with its content fingerprint, itself included}, for the tracks that share their
+        content with another (copies of one file); the others are left out."""
+        rows = self.connection.execute(
+            "SELECT id, fingerprint FROM tracks WHERE fingerprint IN"
+            " (SELECT fingerprint FROM tracks GROUP BY fingerprint HAVING COUNT(*) > 1)"
+        )
+        groups: dict[str, set[int]] = {}
+        for track_id, fingerprint in rows:
+            groups.setdefault(fingerprint, set()).add(track_id)
+        return {track_id: frozenset(group) for group in groups.values() for track_id in group}
+
     def tracks_with_fingerprint(self, fingerprint: str) -> list[Track]:
-        rows = self.connection.execute("SELECT * FROM tracks WHERE fingerprint = ?", (fingerprint,))
+        rows = self.connection.execute(f"SELECT {TRACK_COLUMNS} FROM tracks WHERE fingerprint = ?", (fingerprint,))
         return [Track.from_row(row) for row in rows]
 
     def placements(self) -> dict[int, Placement]:

@@ -20,6 +20,7 @@ import numpy as np
 
 from musimilar.errors import MusimilarError, NotReadyError
 from musimilar.home import atomic_path, atomic_write_text
+from musimilar.idlookup import IdLookup
 from musimilar.postprocess import PostProcess
 from musimilar.settings import RetrievalSettings
 
@@ -43,9 +44,7 @@ class EmbeddingTable:
     model_fingerprint: str
     versions: np.ndarray | None = None  # [N] int64, changes when a track's audio changes; None means all 0
     post: PostProcess | None = None  # the retrieval post-processing fitted to these rows (musimilar/postprocess.py)
-    _row_by_id: dict[int, int] | None = field(default=None, init=False, repr=False)
-    _id_order: np.ndarray | None = field(default=None, init=False, repr=False)
-    _sorted_ids: np.ndarray | None = field(default=None, init=False, repr=False)
+    _lookup: IdLookup | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.track_ids = _as_array(self.track_ids, np.int64)
@@ -71,22 +70,17 @@ class EmbeddingTable:
 
     def row_of(self, track_id: int) -> int | None:
         """The row holding `track_id`, or None."""
-        if self._row_by_id is None:
-            self._row_by_id = {int(track): row for row, track in enumerate(self.track_ids.tolist())}
-        return self._row_by_id.get(int(track_id))
+        return self._ids().row(int(track_id))
 
     def rows_of(self, track_ids: Iterable[int] | np.ndarray) -> np.ndarray:
         """Rows holding each of `track_ids` ([M] int64), -1 where a track is absent."""
         wanted = np.asarray(list(track_ids) if not isinstance(track_ids, np.ndarray) else track_ids, dtype=np.int64)
-        if self._id_order is None or self._sorted_ids is None:
-            self._id_order = np.argsort(self.track_ids, kind="stable")
-            self._sorted_ids = np.asarray(self.track_ids[self._id_order])  # once: the server looks ids up per request
-        if len(self) == 0:
-            return np.full(wanted.shape, -1, dtype=np.int64)
-        sorted_ids = self._sorted_ids
-        position = np.minimum(np.searchsorted(sorted_ids, wanted), len(self) - 1)
-        found = sorted_ids[position] == wanted
-        return np.where(found, self._id_order[position], -1).astype(np.int64)
+        return self._ids().rows(wanted)
+
+    def _ids(self) -> IdLookup:
+        if self._lookup is None:
+            self._lookup = IdLookup(self.track_ids)  # once: a server looks ids up on every request
+        return self._lookup
 
     def subset(self, mask: np.ndarray) -> EmbeddingTable:
         """The rows selected by a boolean mask or an array of row numbers."""

@@ -16,13 +16,14 @@ import hashlib
 import os
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from musimilar.embeddings import EmbeddingTable, commit_file_set, normalise_rows, npy_writer, read_file_set, utc_now
+from musimilar.idlookup import IdLookup
 from musimilar.postprocess import fingerprint as postprocess_fingerprint
 
 MANIFEST_NAME = "neighbours.json"
@@ -31,6 +32,7 @@ REMEDY = "run `musimilar index` to rebuild them"
 LIST_LENGTH = 128  # a k=25 answer re-ranked by CSLS (100 candidates) plus a few excluded duplicates fits
 MAX_TRACKS = 200_000  # all pairs: 100-135 s for 100k 256-d tracks on 2 cores, 4x at 200k; above, the index answers
 SCORE_BLOCK = 1 << 24  # scores held at once (64 MiB of float32)
+FEW_IDS = 8  # excluded ids compared one by one, not through np.isin
 SAMPLE_STRIDE = 4  # 1 column in 4 sets each row's threshold (see _candidates)
 
 Progress = Callable[[int, int], None]  # (rows done, rows in all)
@@ -127,6 +129,10 @@ class NeighbourLists:
     key: str
     owners: np.ndarray  # [N] int64, sorted
     lists: np.ndarray  # [N, L] int32, memory-mapped
+    positions: IdLookup = field(init=False, repr=False)  # owner id -> its list
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "positions", IdLookup(self.owners))
 
     @property
     def complete(self) -> bool:
@@ -134,8 +140,8 @@ class NeighbourLists:
 
     def of(self, track_id: int) -> np.ndarray | None:
         """The track ids nearest to `track_id`, best first, or None when it has no list."""
-        position = int(np.searchsorted(self.owners, track_id))
-        if position == len(self.owners) or self.owners[position] != track_id:
+        position = self.positions.row(track_id)
+        if position is None:
             return None
         return self.owners[np.asarray(self.lists[position], dtype=np.int64)]
 
@@ -152,7 +158,7 @@ class NeighbourLists:
         rows = table.rows_of(ids)  # [L] live rows, -1: removed from the library since
         keep = rows >= 0
         if exclude:
-            keep &= ~np.isin(ids, np.fromiter(exclude, dtype=np.int64, count=len(exclude)))
+            keep &= ~_among(ids, exclude)
         rows = rows[keep][:count]  # the list's order is the cosines' order: the first `count` left are the best
         if len(rows) < count and not self.complete:
             return None
@@ -161,6 +167,17 @@ class NeighbourLists:
         scores = vectors[rows] @ query  # [C] exact cosines, as the search computes them (and ranks by)
         best = np.argsort(-scores, kind="stable")
         return list(zip(table.track_ids[rows[best]].tolist(), scores[best].tolist()))
+
+
+def _among(ids: np.ndarray, wanted: Collection[int]) -> np.ndarray:
+    """[L] bool: which of `ids` are in `wanted` (a seed and its copies are compared one by one: np.isin's set-up
+    costs more than that)."""
+    if len(wanted) > FEW_IDS:
+        return np.isin(ids, np.fromiter(wanted, dtype=np.int64, count=len(wanted)))
+    found = np.zeros(len(ids), dtype=bool)
+    for track_id in wanted:
+        found |= ids == track_id
+    return found
 
 
 def load_neighbours(directory: Path, key: str) -> NeighbourLists | None:

@@ -86,6 +86,8 @@ class ReadyHome:
         # The web server reads from its worker threads; SQLite serialises the reads on one connection.
         self.catalog = Catalog(home.catalog_path, check_same_thread=False)
         live = table.live(self.catalog.live_versions())
+        # Copies of one file, as they are now: a copy added later has no vector before `embed`, which reopens this.
+        self._twins = self.catalog.twins()
         # Stored vectors and outside queries go through the same post-processing, fitted to the library.
         self.raw_table: EmbeddingTable = live
         self.table: EmbeddingTable = live.post_processed()
@@ -152,9 +154,8 @@ class ReadyHome:
         vector = self.stored_vector(track.id)
         if vector is None:
             return None
-        twins = {t.id for t in self.catalog.tracks_with_fingerprint(track.fingerprint)}
         raw = np.asarray(self.raw_table.vectors[self.raw_table.row_of(track.id)])
-        return QueryVector(vector, twins | {track.id}, [track], raw, track.id)
+        return QueryVector(vector, set(self._twins.get(track.id, ())) | {track.id}, [track], raw, track.id)
 
     def _embed_raw(self, path: Path) -> np.ndarray:
         card = self._card

@@ -155,18 +155,44 @@ def _diversify(
     for batch in _batches(hits, k + DUPLICATE_SLACK):
         tracks = ready.catalog.tracks_by_id([track_id for track_id, _ in batch])
         vectors = np.asarray(ready.table.vectors[ready.table.rows_of([track_id for track_id, _ in batch])])  # [b, D]
-        for (track_id, similarity), own in zip(batch, vectors):
+        copies = _Copies(vectors, vector, kept[: len(chosen)], bool(seed_tracks), diversity.duplicate_similarity)
+        picked: list[int] = []  # positions in this batch of the results chosen from it
+        for position, (track_id, similarity) in enumerate(batch):
             track = tracks.get(track_id)
-            if track is None or not limits.allows(track):
-                continue
-            if _duplicate(own, vector, kept[: len(chosen)], bool(seed_tracks), diversity.duplicate_similarity):
+            if track is None or not limits.allows(track) or copies.is_copy(position, picked):
                 continue
             limits.count(track)
-            kept[len(chosen)] = own
+            kept[len(chosen)] = vectors[position]
+            picked.append(position)
             chosen.append(Recommendation(len(chosen) + 1, track_id, track.path, similarity, track.labels))
             if len(chosen) == k:
                 return chosen
     return chosen
+
+
+class _Copies:
+    """Which tracks of a batch are near-copies of the query, of a result chosen before the batch, or of one
+    another: all the cosines of a batch in three products, not two per track."""
+
+    def __init__(
+        self, vectors: np.ndarray, query: np.ndarray, kept: np.ndarray, from_seeds: bool, threshold: float | None
+    ) -> None:
+        """`vectors` [b, D]: the batch; `kept` [n, D]: the results chosen so far."""
+        self.threshold = threshold
+        if threshold is None:
+            return
+        before = (kept @ vectors.T >= threshold).any(axis=0) if len(kept) else np.zeros(len(vectors), dtype=bool)
+        if from_seeds:
+            before |= vectors @ query >= threshold
+        self.before: list[bool] = before.tolist()  # [b]
+        self.among: list[list[bool]] = (vectors @ vectors.T >= threshold).tolist()  # [b, b]
+
+    def is_copy(self, position: int, picked: list[int]) -> bool:
+        """True when batch track `position` is a copy of the query, an earlier result, or batch tracks `picked`."""
+        if self.threshold is None:
+            return False
+        row = self.among[position]
+        return self.before[position] or any(row[other] for other in picked)
 
 
 def _batches(hits: list[tuple[int, float]], first: int) -> Iterable[list[tuple[int, float]]]:
@@ -175,15 +201,6 @@ def _batches(hits: list[tuple[int, float]], first: int) -> Iterable[list[tuple[i
     while start < len(hits):
         yield hits[start : start + size]
         start, size = start + size, size * 4
-
-
-def _duplicate(own: np.ndarray, query: np.ndarray, kept: np.ndarray, from_seeds: bool, threshold: float | None) -> bool:
-    """True when `own` is a near-copy of the seeds' vector or of a result already chosen (`kept`, [n, D])."""
-    if threshold is None:
-        return False
-    if from_seeds and float(own @ query) >= threshold:
-        return True
-    return len(kept) > 0 and float((kept @ own).max()) >= threshold
 
 
 def _over(counts: dict[str, int], key: str | None, limit: int | None) -> bool:

@@ -243,3 +243,12 @@ def test_a_second_writer_waits_for_the_first(catalog: Catalog) -> None:
                 second.set_meta("k", "v")
         second.set_meta("k", "v")
         assert catalog.get_meta("k") == "v"
+
+
+def test_twins_are_the_copies_of_one_file(catalog: Catalog, library: Path) -> None:
+    copy = write(library / "elsewhere" / "a-again.mp3", (library / "jazz" / "a.mp3").read_bytes())
+    catalog.sync(files(library), [library])
+    ids = {Path(track.path).name: track.id for track in catalog.tracks(status=None)}
+    twins = catalog.twins()
+    assert set(twins) == {ids["a.mp3"], ids[copy.name]}
+    assert twins[ids["a.mp3"]] == twins[ids[copy.name]] == {ids["a.mp3"], ids[copy.name]}
