@@ -191,6 +191,12 @@ class Library:
         current = self._ready
         return current is not None and current.disk_state == self._disk_state()
 
+    def embedded(self, track_ids: Sequence[int]) -> bool:
+        """True when each of `track_ids` has a vector in the embeddings opened by the last `ready()` (the disk is
+        not looked at: a caller checks `is_current()` or calls `ready()` for that)."""
+        current = self._ready
+        return current is not None and all(current.table.row_of(track_id) is not None for track_id in track_ids)
+
     def _disk_state(self) -> tuple[tuple[int, int], ...]:
         from musimilar.ready import disk_state, watched_files
 

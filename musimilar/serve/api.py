@@ -95,16 +95,21 @@ def audio(state: State, track_id: int) -> Response:
 
 @router.get("/similar")
 async def similar(
-    state: State,
+    request: Request,
     seed: Annotated[list[int], Query(min_length=1, max_length=MAX_SEEDS)],
     diversity: Annotated[DiversityQuery, Query()],
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
 ) -> Response:
     """The k tracks most like the seeds taken together: `musimilar recommend ID... --format json`."""
-    queries, rules = [str(s) for s in seed], diversity.as_diversity()
+    return await similar_answer(request.app.state.musimilar, seed, k, diversity)
+
+
+async def similar_answer(state: ServerState, seeds: list[int], k: int, diversity: DiversityQuery) -> Response:
+    """The answer of /api/similar (musimilar/serve/quick.py parses the common requests, the route above the rest)."""
+    queries, rules = [str(s) for s in seeds], diversity.as_diversity()
     results = await state.call(
-        lambda library: _check_ids(state, seed) or library.recommend(queries, k=k, diversity=rules),
-        quick=len(seed) == 1,  # answered from the seed's neighbour list: no search
+        lambda library: _check_ids(state, library, seeds) or library.recommend(queries, k=k, diversity=rules),
+        quick=len(seeds) == 1,  # answered from the seed's neighbour list: no search
     )
     return results_json(results)
 
@@ -114,7 +119,7 @@ async def radio(state: State, body: RadioRequest) -> Response:
     """The next `count` tracks of a radio after `seeds` and the tracks already played (`seen`)."""
     results = await state.call(
         lambda library: (
-            _check_ids(state, body.seeds)
+            _check_ids(state, library, body.seeds)
             or library.radio(
                 [str(s) for s in body.seeds],
                 count=body.count,
@@ -141,7 +146,7 @@ async def path(
     rules = diversity.as_diversity()
     results = await state.call(
         lambda library: (
-            _check_ids(state, [start, end]) or library.path(str(start), str(end), steps=steps, diversity=rules)
+            _check_ids(state, library, [start, end]) or library.path(str(start), str(end), steps=steps, diversity=rules)
         )
     )
     return results_json(results)
@@ -217,8 +222,11 @@ def _track_or_404(state: ServerState, track_id: int) -> browse.TrackEntry:
     return entry
 
 
-def _check_ids(state: ServerState, track_ids: list[int]) -> None:
-    """404 for the first id that is not a converted track (on a library worker: it queries the catalog)."""
+def _check_ids(state: ServerState, library: Any, track_ids: list[int]) -> None:
+    """404 for the first id that is not a converted track: ids with a vector in the library's embeddings are, the
+    others are looked up in the catalog."""
+    if library.embedded(track_ids):
+        return
     found = browse.get_tracks(state.catalog(), list(dict.fromkeys(track_ids)))
     missing = [t for t in track_ids if t not in found]
     if missing:

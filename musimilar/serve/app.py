@@ -7,9 +7,10 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
@@ -18,6 +19,7 @@ from musimilar import __version__
 from musimilar.errors import MusimilarError, NotReadyError
 from musimilar.serve.api import router
 from musimilar.serve.auth import Access, AccessMiddleware
+from musimilar.serve.quick import PATH, quick_similar_route
 from musimilar.serve.state import ServeOptions, ServerState
 
 GZIP_MINIMUM_BYTES = 2048
@@ -34,6 +36,7 @@ def create_app(
     `library`, when given, is one opened already, which answers the quick requests from the first one on."""
     app = FastAPI(title="musimilar", version=__version__, docs_url="/docs", redoc_url=None)
     app.state.musimilar = ServerState(open_library, options, library)
+    app.router.routes.append(quick_similar_route(_route(router, PATH)))  # before the API's router: it comes first
     app.include_router(router)
     static = resources.files("musimilar.serve").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
@@ -51,6 +54,10 @@ def create_app(
     app.add_middleware(AccessMiddleware, access=access or Access(token=None))
     app.router.add_event_handler("shutdown", app.state.musimilar.close)
     return app
+
+
+def _route(router: APIRouter, path: str) -> APIRoute:
+    return next(route for route in router.routes if isinstance(route, APIRoute) and route.path == path)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
