@@ -7,6 +7,7 @@ of distinct values and one small integer per point) for the same reason.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -67,7 +68,7 @@ def map_payload(layout: MapLayout, tracks: dict[int, TrackEntry]) -> MapPayload:
 
 def _name(entry: TrackEntry) -> str:
     artist = entry.labels.get("artist")
-    stem = Path(entry.path).stem
+    stem = os.path.splitext(os.path.basename(entry.path))[0]  # Path(...).stem, a fifth of the time: 100k per map
     return f"{artist} – {stem}" if artist and artist.lower() not in stem.lower() else stem
 
 

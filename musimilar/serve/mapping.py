@@ -14,7 +14,7 @@ from musimilar.mapview import map_payload
 from musimilar.serve.state import ServerState
 
 _computing = threading.Lock()  # one layout computed at a time; the others wait and then find it cached
-GZIP_LEVEL = 6  # the payload is compressed once per layout, not per request
+GZIP_LEVEL = 3  # once per layout, not per request; 100k tracks: 0.11 s for 1.8 MB (level 6: 0.37 s for 1.6 MB)
 
 
 def map_json(state: ServerState, method: str) -> bytes:
