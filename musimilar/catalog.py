@@ -104,15 +104,14 @@ class Track:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Track:
-        """The track of a row that holds TRACK_COLUMNS, in their order (a server reads a dozen per answer)."""
+        """The track of a row that holds TRACK_FIELDS, in their order (a server reads a dozen per answer)."""
         values = list(row)
         values[_LABELS_AT] = json.loads(values[_LABELS_AT] or "{}")
         return cls(*values)
 
 
-TRACK_COLUMNS = ", ".join(f.name for f in fields(Track))  # what a Track is read from, in its fields' order
-_TRACK_COLUMNS_OF_T = ", ".join(f"t.{f.name}" for f in fields(Track))
-_LABELS_AT = [f.name for f in fields(Track)].index("labels")
+TRACK_FIELDS = [f.name for f in fields(Track)]  # the columns a Track is read from, in its fields' order
+_LABELS_AT = TRACK_FIELDS.index("labels")
 
 
 @dataclass(frozen=True)
@@ -148,8 +147,12 @@ class Catalog:
                 self.connection.executescript(SCHEMA)
                 self._add_new_columns()
             self.connection.execute("SELECT COUNT(*) FROM tracks").fetchone()
+            present = {row["name"] for row in self.connection.execute("PRAGMA table_info(tracks)")}
         except sqlite3.OperationalError as error:
             raise HomeBusyError(f"{path}: catalog is busy or unreadable: {error}") from None
+        # A read-only catalog of an older version lacks the added columns: read them as NULL.
+        self._columns = ", ".join(name if name in present else f"NULL AS {name}" for name in TRACK_FIELDS)
+        self._columns_of_t = ", ".join(f"t.{name}" if name in present else f"NULL AS {name}" for name in TRACK_FIELDS)
 
     def _add_new_columns(self) -> None:
         """Bring a catalog written by an older version up to the current schema (new columns are NULL)."""
@@ -209,7 +212,7 @@ class Catalog:
     def pending_conversion(self) -> list[Track]:
         """Tracks to convert: pending, or ok without a cached log-mel (after a cache reset)."""
         rows = self.connection.execute(
-            f"SELECT {_TRACK_COLUMNS_OF_T} FROM tracks t LEFT JOIN spectrograms s ON s.track_id = t.id"
+            f"SELECT {self._columns_of_t} FROM tracks t LEFT JOIN spectrograms s ON s.track_id = t.id"
             " WHERE t.status = 'pending' OR (t.status = 'ok' AND s.track_id IS NULL) ORDER BY t.id"
         ).fetchall()
         return [Track.from_row(row) for row in rows]
@@ -254,7 +257,7 @@ class Catalog:
 
     # ---- queries
     def tracks(self, status: str | None = "ok") -> list[Track]:
-        query = f"SELECT {TRACK_COLUMNS} FROM tracks" + (" WHERE status = ?" if status else "") + " ORDER BY id"
+        query = f"SELECT {self._columns} FROM tracks" + (" WHERE status = ?" if status else "") + " ORDER BY id"
         return [Track.from_row(row) for row in self.connection.execute(query, (status,) if status else ())]
 
     def live_versions(self) -> dict[int, int]:
@@ -263,7 +266,7 @@ class Catalog:
         return {row["id"]: row["version"] for row in rows}
 
     def track(self, track_id: int) -> Track | None:
-        row = self.connection.execute(f"SELECT {TRACK_COLUMNS} FROM tracks WHERE id = ?", (track_id,)).fetchone()
+        row = self.connection.execute(f"SELECT {self._columns} FROM tracks WHERE id = ?", (track_id,)).fetchone()
         return None if row is None else Track.from_row(row)
 
     def tracks_by_id(self, track_ids: list[int]) -> dict[int, Track]:
@@ -271,12 +274,12 @@ class Catalog:
         found: dict[int, Track] = {}
         for start in range(0, len(track_ids), MAX_BOUND_PARAMETERS):
             chunk = track_ids[start : start + MAX_BOUND_PARAMETERS]
-            query = f"SELECT {TRACK_COLUMNS} FROM tracks WHERE id IN ({','.join('?' * len(chunk))})"
+            query = f"SELECT {self._columns} FROM tracks WHERE id IN ({','.join('?' * len(chunk))})"
             found.update((track.id, track) for track in map(Track.from_row, self.connection.execute(query, chunk)))
         return found
 
     def track_by_path(self, path: Path) -> Track | None:
-        row = self.connection.execute(f"SELECT {TRACK_COLUMNS} FROM tracks WHERE path = ?", (str(path),)).fetchone()
+        row = self.connection.execute(f"SELECT {self._columns} FROM tracks WHERE path = ?", (str(path),)).fetchone()
         return None if row is None else Track.from_row(row)
 
     def twins(self) -> dict[int, frozenset[int]]:
@@ -292,7 +295,7 @@ class Catalog:
         return {track_id: frozenset(group) for group in groups.values() for track_id in group}
 
     def tracks_with_fingerprint(self, fingerprint: str) -> list[Track]:
-        rows = self.connection.execute(f"SELECT {TRACK_COLUMNS} FROM tracks WHERE fingerprint = ?", (fingerprint,))
+        rows = self.connection.execute(f"SELECT {self._columns} FROM tracks WHERE fingerprint = ?", (fingerprint,))
         return [Track.from_row(row) for row in rows]
 
     def placements(self) -> dict[int, Placement]:

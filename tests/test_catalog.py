@@ -252,3 +252,19 @@ def test_twins_are_the_copies_of_one_file(catalog: Catalog, library: Path) -> No
     twins = catalog.twins()
     assert set(twins) == {ids["a.mp3"], ids[copy.name]}
     assert twins[ids["a.mp3"]] == twins[ids[copy.name]] == {ids["a.mp3"], ids[copy.name]}
+
+
+def test_a_read_only_catalog_of_an_older_version_reads_its_tracks(tmp_path: Path, library: Path, monkeypatch) -> None:
+    path = tmp_path / "old.sqlite"
+    with Catalog(path) as catalog:
+        catalog.sync(files(library), [library])
+    with sqlite3.connect(path) as db:  # as a version before CUE sheets wrote it
+        for column in ("file", "span_start", "span_end"):
+            db.execute(f"ALTER TABLE tracks DROP COLUMN {column}")
+    monkeypatch.setattr("musimilar.catalog._writable", lambda path: False)
+    with Catalog(path) as catalog:
+        assert catalog.read_only
+        tracks = catalog.tracks(status=None)
+        assert len(tracks) == 3 and all(track.file is None and track.span is None for track in tracks)
+        assert catalog.track(tracks[0].id) == tracks[0]
+        assert catalog.tracks_by_id([tracks[1].id]) == {tracks[1].id: tracks[1]}
