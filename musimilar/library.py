@@ -17,7 +17,8 @@ server) never answers from stale files and never reloads the model for each requ
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from musimilar.evaluate import EvaluationReport
     from musimilar.indexing import IndexCheck, IndexReport
     from musimilar.labels import LabelImport, LabelMap
-    from musimilar.ready import ReadyHome
+    from musimilar.ready import Query, ReadyHome
     from musimilar.recommend import Diversity, Recommendation
     from musimilar.settings import SubsonicSettings
     from musimilar.shards import MergeReport
@@ -60,6 +61,7 @@ class Library:
         self._ready: ReadyHome | None = None
         self._ready_lock = threading.Lock()
         self._watched: tuple[str, ...] | None = None  # the files whose change re-opens the ready home
+        self._checked = False  # inside checked_current(): the disk was found to match just now
 
     @classmethod
     def open(
@@ -178,7 +180,7 @@ class Library:
 
         with self._ready_lock:
             current = self._ready
-            stale = current is None or current.disk_state != self._disk_state()
+            stale = current is None or (not self._checked and current.disk_state != self._disk_state())
             if stale or (exact and current.searcher.mode != "exact"):
                 if current is not None:
                     current.close()
@@ -190,6 +192,18 @@ class Library:
         """True when the opened model, embeddings and searcher still match the files on disk (opens nothing)."""
         current = self._ready
         return current is not None and current.disk_state == self._disk_state()
+
+    @contextmanager
+    def checked_current(self) -> Iterator[bool]:
+        """Whether the opened home still matches the files on disk (as is_current); inside, `ready()` takes that
+        answer instead of reading the files' state again: a server checks before every quick answer, and the
+        answer then reads it once, not twice."""
+        current = self.is_current()
+        self._checked = current
+        try:
+            yield current
+        finally:
+            self._checked = False
 
     def embedded(self, track_ids: Sequence[int]) -> bool:
         """True when each of `track_ids` has a vector in the embeddings opened by the last `ready()` (the disk is
@@ -205,7 +219,7 @@ class Library:
         return disk_state(self._watched)
 
     def recommend(
-        self, queries: Sequence[str], k: int = 10, diversity: Diversity | None = None, exact: bool = False
+        self, queries: Sequence[Query], k: int = 10, diversity: Diversity | None = None, exact: bool = False
     ) -> list[Recommendation]:
         """The k tracks that sound most like the queries together (track ids or audio files)."""
         from musimilar.recommend import recommend
@@ -214,10 +228,10 @@ class Library:
 
     def radio(
         self,
-        seeds: Sequence[str],
+        seeds: Sequence[Query],
         count: int = 10,
-        seen: Sequence[str] = (),
-        avoid: Sequence[str] = (),
+        seen: Sequence[Query] = (),
+        avoid: Sequence[Query] = (),
         diversity: Diversity | None = None,
         randomness: float = 0.0,
         rng_seed: int | None = None,
@@ -227,7 +241,9 @@ class Library:
 
         return radio(self.ready(), seeds, count, seen, avoid, diversity, randomness, rng_seed)
 
-    def path(self, start: str, end: str, steps: int = 10, diversity: Diversity | None = None) -> list[Recommendation]:
+    def path(
+        self, start: Query, end: Query, steps: int = 10, diversity: Diversity | None = None
+    ) -> list[Recommendation]:
         """`steps` tracks leading from `start` to `end` (see listening.path)."""
         from musimilar.listening import path
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from musimilar.catalog import Track
 from musimilar.embeddings import normalise_rows
-from musimilar.ready import ReadyHome
+from musimilar.ready import Query, ReadyHome, track_id_of
 from musimilar.recommend import Diversity, Recommendation, ranked, seed_of
 
 SEED_WEIGHT = 0.5  # the radio's next query: half the seeds, half the track just played, so it drifts but stays
@@ -23,10 +23,10 @@ SPREAD = 0.05  # cosine difference that makes a candidate e times less likely at
 
 def radio(
     ready: ReadyHome,
-    seeds: Sequence[str],
+    seeds: Sequence[Query],
     count: int = 10,
-    seen: Sequence[str] = (),
-    avoid: Sequence[str] = (),
+    seen: Sequence[Query] = (),
+    avoid: Sequence[Query] = (),
     diversity: Diversity | None = None,
     randomness: float = 0.0,
     rng_seed: int | None = None,
@@ -58,7 +58,7 @@ def radio(
 
 
 def path(
-    ready: ReadyHome, start: str, end: str, steps: int = 10, diversity: Diversity | None = None
+    ready: ReadyHome, start: Query, end: Query, steps: int = 10, diversity: Diversity | None = None
 ) -> list[Recommendation]:
     """`steps` tracks leading from `start` to `end` (neither included): each the nearest unused track to its point
     on the great circle between the two, so the list moves evenly from one sound to the other.
@@ -104,23 +104,24 @@ def _draw(similarities: list[float], randomness: float, rng: np.random.Generator
     return int(rng.choice(len(scores), p=weights / weights.sum()))
 
 
-def _vector_of(ready: ReadyHome, query: str) -> np.ndarray:
+def _vector_of(ready: ReadyHome, query: Query) -> np.ndarray:
     return ready.query_vector(query).vector
 
 
-def _tracks_of(ready: ReadyHome, queries: Sequence[str]) -> list[Track]:
+def _tracks_of(ready: ReadyHome, queries: Sequence[Query]) -> list[Track]:
     """The catalog tracks named by ids or paths; names the catalog does not know are passed over."""
     tracks = []
     for query in queries:
+        track_id = track_id_of(query)
         track = (
-            ready.catalog.track(int(query))
-            if query.isdigit() and not Path(query).exists()
-            else ready.catalog.track_by_path(Path(query).expanduser().resolve())
+            ready.catalog.track(track_id)
+            if track_id is not None
+            else ready.catalog.track_by_path(Path(str(query)).expanduser().resolve())
         )
         if track is not None:
             tracks.append(track)
     return tracks
 
 
-def _track_ids(ready: ReadyHome, queries: Sequence[str]) -> set[int]:
+def _track_ids(ready: ReadyHome, queries: Sequence[Query]) -> set[int]:
     return {track.id for track in _tracks_of(ready, queries)}

@@ -34,6 +34,17 @@ if TYPE_CHECKING:
 REMEDY_EMBED = "run `musimilar embed` (or `musimilar train DIR`, which ends with it)"
 
 
+Query = int | str  # a catalog track id, or text: a track id, or an audio file's path
+
+
+def track_id_of(query: Query) -> int | None:
+    """The catalog track id `query` names, or None when it names a file: an int is an id; text of digits is an id
+    unless a file of that name exists here (a server passes ints, so that no request names a file)."""
+    if isinstance(query, int):
+        return query
+    return int(query) if query.isascii() and query.isdigit() and not Path(query).exists() else None
+
+
 @dataclass
 class QueryVector:
     vector: np.ndarray  # [D] normalised
@@ -129,10 +140,10 @@ class ReadyHome:
         row = self.table.row_of(track_id)
         return None if row is None else np.asarray(self.table.vectors[row])
 
-    def query_vector(self, query: str) -> QueryVector:
+    def query_vector(self, query: Query) -> QueryVector:
         """A query is a catalog track id or an audio file (in the library or not)."""
-        if query.isdigit() and not Path(query).exists():
-            track = self.catalog.track(int(query))
+        if (track_id := track_id_of(query)) is not None:
+            track = self.catalog.track(track_id)
             if track is None:
                 raise MusimilarError(f"{query}: no track with this id in the catalog")
             if (stored := self._stored(track)) is not None:

@@ -12,7 +12,7 @@ from musimilar.catalog import Track
 from musimilar.embeddings import normalise_rows
 from musimilar.errors import MusimilarError
 from musimilar.postprocess import csls
-from musimilar.ready import QueryVector, ReadyHome
+from musimilar.ready import Query, QueryVector, ReadyHome
 
 CSLS_CANDIDATES = 100  # nearest tracks (by cosine) that CSLS re-orders for each answer
 DUPLICATE_SLACK = 2  # catalog rows read beyond k at first, for the few tracks the rules or the collapse leave out
@@ -46,7 +46,7 @@ class Diversity:
     duplicate_similarity: float | None = 0.995  # results this close to the query or a better result are collapsed
 
 
-def seed_of(ready: ReadyHome, queries: list[str]) -> QueryVector:
+def seed_of(ready: ReadyHome, queries: list[Query]) -> QueryVector:
     """Several queries as one seed: their mean embedding, excluding all of their tracks."""
     if not queries:
         raise MusimilarError("give at least one query (an audio file or a track id)")
@@ -58,7 +58,7 @@ def seed_of(ready: ReadyHome, queries: list[str]) -> QueryVector:
 
 
 def recommend(
-    ready: ReadyHome, queries: list[str], k: int = 10, diversity: Diversity | None = None
+    ready: ReadyHome, queries: list[Query], k: int = 10, diversity: Diversity | None = None
 ) -> list[Recommendation]:
     """The k best tracks for the queries taken together (their mean embedding)."""
     seed = seed_of(ready, queries)

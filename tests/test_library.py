@@ -49,3 +49,25 @@ def test_the_index_check_measures_recall_with_each_querys_own_track_left_out(tra
     rows = np.arange(len(table))
     truth = exact_neighbours(table, rows, 10)
     assert truth.shape == (32, 10) and not (truth == rows[:, None]).any()
+
+
+def test_a_checked_answer_reads_the_files_state_once(trained_home, tmp_path: Path, monkeypatch) -> None:
+    import musimilar.ready
+
+    copy = Home.open(Path(shutil.copytree(trained_home[0].root, tmp_path / "home")))
+    reads = []
+    real = musimilar.ready.disk_state
+    monkeypatch.setattr(musimilar.ready, "disk_state", lambda files: reads.append(files) or real(files))
+    with Library.open(copy.root, create=False) as library:
+        library.recommend([1], k=3)
+        reads.clear()
+        with library.checked_current() as current:
+            assert current
+            library.recommend([1], k=3)
+        assert len(reads) == 1  # the check, not again for the answer
+        library.recommend([1], k=3)
+        assert len(reads) == 2  # outside, every answer looks
+        table = load_embeddings(copy.embeddings_dir, mmap=False)
+        save_embeddings(copy.embeddings_dir, table.subset(table.track_ids != 2))
+        with library.checked_current() as current:
+            assert not current  # rewritten: a server sends the answer to a worker, which opens the files again

@@ -168,11 +168,13 @@ def path(
 
 def _seed_files(library: Any, seeds: list[str]) -> list[Path]:
     """The files of the seeds (MPD queues files): a track id becomes its catalog path."""
+    from musimilar.ready import track_id_of
+
     files = []
     with library.catalog() as catalog:
         for seed in seeds:
-            if seed.isdigit() and not Path(seed).exists():
-                track = catalog.track(int(seed))
+            if (track_id := track_id_of(seed)) is not None:
+                track = catalog.track(track_id)
                 if track is None:
                     raise MusimilarError(f"{seed}: no track with this id in the catalog")
                 files.append(Path(track.path))

@@ -106,9 +106,9 @@ async def similar(
 
 async def similar_answer(state: ServerState, seeds: list[int], k: int, diversity: DiversityQuery) -> Response:
     """The answer of /api/similar (musimilar/serve/quick.py parses the common requests, the route above the rest)."""
-    queries, rules = [str(s) for s in seeds], diversity.as_diversity()
+    rules = diversity.as_diversity()  # ids as ints: a track id, never a file of that name
     results = await state.call(
-        lambda library: _check_ids(state, library, seeds) or library.recommend(queries, k=k, diversity=rules),
+        lambda library: _check_ids(state, library, seeds) or library.recommend(seeds, k=k, diversity=rules),
         quick=len(seeds) == 1,  # answered from the seed's neighbour list: no search
     )
     return results_json(results)
@@ -121,13 +121,13 @@ async def radio(state: State, body: RadioRequest) -> Response:
         lambda library: (
             _check_ids(state, library, body.seeds)
             or library.radio(
-                [str(s) for s in body.seeds],
+                body.seeds,
                 count=body.count,
-                seen=[str(s) for s in body.seen],
+                seen=body.seen,
                 diversity=body.as_diversity(),
                 randomness=body.randomness,
                 rng_seed=body.rng_seed,
-                avoid=[str(s) for s in body.avoid],
+                avoid=body.avoid,
             )
         )
     )
@@ -146,7 +146,7 @@ async def path(
     rules = diversity.as_diversity()
     results = await state.call(
         lambda library: (
-            _check_ids(state, library, [start, end]) or library.path(str(start), str(end), steps=steps, diversity=rules)
+            _check_ids(state, library, [start, end]) or library.path(start, end, steps=steps, diversity=rules)
         )
     )
     return results_json(results)

@@ -77,17 +77,13 @@ class ServerState:
         the GIL with the loop, would cost more than the job. When that library is missing or stale, the job goes to
         a worker and a worker re-opens the loop's library meanwhile, so a reload never stalls the loop.
         """
-        if quick and (library := self._loop_library()) is not None:
-            return job(library)
-        return await asyncio.wrap_future(self._workers.submit(self._run, job))
-
-    def _loop_library(self) -> Any | None:
-        library = self._loop
-        if library is not None and library.is_current():
-            return library
-        if not self._reopening.locked():
+        if quick and (library := self._loop) is not None:
+            with library.checked_current() as current:
+                if current:
+                    return job(library)
+        if quick and not self._reopening.locked():
             self._workers.submit(self._reopen_loop_library)
-        return None
+        return await asyncio.wrap_future(self._workers.submit(self._run, job))
 
     def _reopen_loop_library(self) -> None:
         if not self._reopening.acquire(blocking=False):

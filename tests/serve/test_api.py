@@ -177,3 +177,20 @@ def test_the_library_facade_and_the_api_agree(client: TestClient, served_home, t
     library = Library.open(served_home[0], create=False)
     expected = [r.as_dict() for r in library.path(str(track_ids[0]), str(track_ids[9]), steps=4)]
     assert client.get("/api/path", params={"start": track_ids[0], "end": track_ids[9], "steps": 4}).json() == expected
+
+
+def test_a_file_named_like_a_track_id_is_never_read(
+    client: TestClient, track_ids: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An id in a request names a catalog track, even where the server's working folder holds a file of that name
+    (the command line reads such a file: `musimilar recommend 12` with a file called 12 here)."""
+    seed, end = track_ids[2], track_ids[-2]
+    before = client.get("/api/similar", params={"seed": seed, "k": 5}).json()
+    monkeypatch.chdir(tmp_path)
+    for name in (seed, end):
+        (tmp_path / str(name)).write_bytes(b"not audio at all")
+    assert client.get(f"/api/similar?seed={seed}&k=5").json() == before  # the quick route
+    assert client.get(f"/api/similar?seed={seed}&k=5&k=5").json() == before  # the documented route
+    radio = client.post("/api/radio", json={"seeds": [seed], "seen": [end], "avoid": [end]})
+    path = client.get("/api/path", params={"start": seed, "end": end, "steps": 3})
+    assert radio.status_code == path.status_code == 200, (radio.text, path.text)
