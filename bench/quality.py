@@ -34,10 +34,10 @@ from musimilar.cache import CacheReader, cache_directory
 from musimilar.catalog import Catalog
 from musimilar.embed import embedding_crop_frames, encode_crops, open_model, track_crops
 from musimilar.embeddings import EmbeddingTable, load_embeddings
-from musimilar.postprocess import PostProcess, csls_neighbours, unit_rows
+from musimilar.frames import frames_per_second
 from musimilar.home import Home
 from musimilar.library import Library
-from musimilar.frames import frames_per_second
+from musimilar.postprocess import PostProcess, csls_neighbours, unit_rows
 from musimilar.settings import load_settings
 
 SEGMENT_SECONDS = 10.0

@@ -22,9 +22,9 @@ import torch
 
 from musimilar.devices import autocast, autocast_dtype, fast_memory_format, pick_device
 from musimilar.encoder import ContrastiveModel
+from musimilar.frames import crop_frames
 from musimilar.library import Library
 from musimilar.losses import nt_xent
-from musimilar.frames import crop_frames
 from musimilar.synth import write_library
 
 

@@ -24,11 +24,11 @@ from musimilar.embeddings import (
     save_embeddings,
 )
 from musimilar.errors import DecodeError, NotReadyError
-from musimilar.home import Home
 from musimilar.frames import crop_frames
+from musimilar.home import Home
 from musimilar.mel import LogMel, preprocessing_fingerprint
-from musimilar.settings import RetrievalSettings, Settings
 from musimilar.query_crops import CropGroup, crop_starts, decode_query_crops
+from musimilar.settings import RetrievalSettings, Settings
 from musimilar.shards import in_shard, shard_directory
 
 Progress = Callable[[int, int], None]

@@ -20,9 +20,9 @@ from musimilar.checkpoint import publish_model, save_epoch_model
 from musimilar.devices import autocast, fast_memory_format, pick_device
 from musimilar.encoder import ContrastiveModel
 from musimilar.errors import NotReadyError
+from musimilar.frames import crop_frames
 from musimilar.home import Home
 from musimilar.labels import label_of
-from musimilar.frames import crop_frames
 from musimilar.mel import preprocessing_fingerprint
 from musimilar.resume import ResumePoint, TrainingState, load_resume_point, save_resume_point
 from musimilar.run_length import (

@@ -14,7 +14,6 @@ from musimilar.library import Library
 from musimilar.serve.state import ServeOptions, ServerState
 
 
-
 def thread_of_job(state: ServerState, quick: bool) -> str:
     async def ask() -> str:
         return await state.call(lambda library: threading.current_thread().name, quick=quick)
