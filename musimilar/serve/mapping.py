@@ -8,7 +8,7 @@ import threading
 
 from musimilar import browse
 from musimilar.embeddings import load_embeddings
-from musimilar.errors import NotReadyError
+from musimilar.errors import MusimilarError, NotReadyError
 from musimilar.maplayout import layout_key, library_layout
 from musimilar.mapview import map_payload
 from musimilar.serve.state import ServerState
@@ -37,3 +37,16 @@ def map_json(state: ServerState, method: str) -> bytes:
         compressed = gzip.compress(encoded, GZIP_LEVEL)
         state.store_map(method, layout.key, compressed)
         return compressed
+
+
+def warm_map(state: ServerState, method: str = "pca") -> None:
+    """Build the map's payload on a library worker as a server process starts, so that the first click on the Map
+    tab finds it built (100,000 tracks: one to two seconds of one core, once per process)."""
+
+    def build() -> None:
+        try:
+            map_json(state, method)
+        except MusimilarError:
+            pass  # no embeddings yet: the page says so when it asks for the map
+
+    state.in_background(build)

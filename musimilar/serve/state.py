@@ -103,6 +103,10 @@ class ServerState:
             library = self._local.library = self._open_library()
         return job(library)
 
+    def in_background(self, job: Callable[[], Any]) -> None:
+        """Run `job()` on a library worker; nobody waits for it."""
+        self._workers.submit(job)
+
     def cached_map(self, method: str, key: str) -> bytes | None:
         with self._map_lock:
             stored = self._maps.get(method)

@@ -88,7 +88,10 @@ def open_checked(plan: WorkerPlan) -> tuple[Any, NotReadyError | None]:
 def create_worker_app() -> Any:
     """uvicorn's app factory, run once in each server process."""
     from musimilar.serve.app import create_app
+    from musimilar.serve.mapping import warm_map
 
     plan = WorkerPlan.from_json(os.environ[PLAN_ENV])
     library, _ = open_checked(plan)  # not ready: `musimilar serve` said so once; recommendations wait for it
-    return create_app(plan.open_library, plan.options, plan.access(os.environ), library)
+    app = create_app(plan.open_library, plan.options, plan.access(os.environ), library)
+    warm_map(app.state.musimilar)
+    return app

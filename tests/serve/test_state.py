@@ -44,3 +44,23 @@ def test_quick_jobs_run_on_the_loop_only_while_its_library_is_current(served_hom
         assert thread_of_job(state, quick=True) == loop_thread
     finally:
         state.close()
+
+
+def test_a_server_process_builds_the_map_as_it_starts(served_home, tmp_path: Path) -> None:
+    from musimilar.embeddings import load_embeddings
+    from musimilar.maplayout import layout_key
+    from musimilar.serve.mapping import warm_map
+
+    root = Path(shutil.copytree(served_home[0], tmp_path / "home"))
+    shutil.rmtree(root / "map", ignore_errors=True)
+    state = ServerState(lambda: Library.open(root, create=False), ServeOptions(library_workers=1))
+    key = layout_key(load_embeddings(root / "embeddings"), "pca")
+    try:
+        assert state.cached_map("pca", key) is None
+        warm_map(state)
+        deadline = time.monotonic() + 60
+        while state.cached_map("pca", key) is None:
+            assert time.monotonic() < deadline, "the map was never built"
+            time.sleep(0.05)
+    finally:
+        state.close()
