@@ -69,6 +69,12 @@ def map_for_reading(connection: sqlite3.Connection) -> None:
     connection.execute(f"PRAGMA mmap_size={READ_MAP_BYTES}")
 
 
+def _track_columns(present: set[str], prefix: str = "") -> str:
+    """The select list of a Track's columns (of table alias `prefix`); a read-only catalog of an older version lacks
+    the columns added since, read as NULL."""
+    return ", ".join(f"{prefix}{name}" if name in present else f"NULL AS {name}" for name in TRACK_FIELDS)
+
+
 def _writable(path: Path) -> bool:
     """Whether SQLite can write the catalog and its journal files beside it."""
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
@@ -150,9 +156,8 @@ class Catalog:
             present = {row["name"] for row in self.connection.execute("PRAGMA table_info(tracks)")}
         except sqlite3.OperationalError as error:
             raise HomeBusyError(f"{path}: catalog is busy or unreadable: {error}") from None
-        # A read-only catalog of an older version lacks the added columns: read them as NULL.
-        self._columns = ", ".join(name if name in present else f"NULL AS {name}" for name in TRACK_FIELDS)
-        self._columns_of_t = ", ".join(f"t.{name}" if name in present else f"NULL AS {name}" for name in TRACK_FIELDS)
+        self._columns = _track_columns(present)
+        self._columns_of_t = _track_columns(present, "t.")
 
     def _add_new_columns(self) -> None:
         """Bring a catalog written by an older version up to the current schema (new columns are NULL)."""

@@ -61,7 +61,7 @@ class Library:
         self._ready: ReadyHome | None = None
         self._ready_lock = threading.Lock()
         self._watched: tuple[str, ...] | None = None  # the files whose change re-opens the ready home
-        self._checked = False  # inside checked_current(): the disk was found to match just now
+        self._checked_by: int | None = None  # the thread inside checked_current(), which found the disk matching
 
     @classmethod
     def open(
@@ -180,7 +180,8 @@ class Library:
 
         with self._ready_lock:
             current = self._ready
-            stale = current is None or (not self._checked and current.disk_state != self._disk_state())
+            checked = self._checked_by == threading.get_ident()
+            stale = current is None or (not checked and current.disk_state != self._disk_state())
             if stale or (exact and current.searcher.mode != "exact"):
                 if current is not None:
                     current.close()
@@ -197,13 +198,13 @@ class Library:
     def checked_current(self) -> Iterator[bool]:
         """Whether the opened home still matches the files on disk (as is_current); inside, `ready()` takes that
         answer instead of reading the files' state again: a server checks before every quick answer, and the
-        answer then reads it once, not twice."""
+        answer then reads it once, not twice. Other threads using this library still look at the disk."""
         current = self.is_current()
-        self._checked = current
+        self._checked_by = threading.get_ident() if current else None
         try:
             yield current
         finally:
-            self._checked = False
+            self._checked_by = None
 
     def embedded(self, track_ids: Sequence[int]) -> bool:
         """True when each of `track_ids` has a vector in the embeddings opened by the last `ready()` (the disk is

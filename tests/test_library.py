@@ -71,3 +71,18 @@ def test_a_checked_answer_reads_the_files_state_once(trained_home, tmp_path: Pat
         save_embeddings(copy.embeddings_dir, table.subset(table.track_ids != 2))
         with library.checked_current() as current:
             assert not current  # rewritten: a server sends the answer to a worker, which opens the files again
+
+
+def test_another_thread_still_looks_at_the_disk_while_one_is_checked(trained_home, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    copy = Home.open(Path(shutil.copytree(trained_home[0].root, tmp_path / "home")))
+    with Library.open(copy.root, create=False) as library:
+        first = library.ready()
+        with library.checked_current() as current:
+            assert current
+            table = load_embeddings(copy.embeddings_dir, mmap=False)
+            save_embeddings(copy.embeddings_dir, table.subset(table.track_ids != 2))
+            with ThreadPoolExecutor(1) as other:
+                reopened = other.submit(library.ready).result()
+        assert reopened is not first and len(reopened.table) == len(table) - 1
